@@ -1,0 +1,1 @@
+"""The ``notsure`` command line: one subcommand per job."""

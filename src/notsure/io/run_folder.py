@@ -1,0 +1,166 @@
+"""The run folder every job writes: artifacts plus a ``manifest.json`` that makes the run auditable.
+
+The manifest is written when the run starts (``status: running``) and rewritten at the end
+(``status: complete``), so a crashed run never looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import io
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from notsure.errors import ConfigError
+from notsure.io.atomic import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
+
+MANIFEST = "manifest.json"
+_PACKAGES = ("notsure", "numpy", "scipy", "scikit-learn", "torch", "matplotlib", "safetensors")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages whose behaviour a run depends on."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def default_run_dir(job: str, root: str | os.PathLike[str] = "runs") -> Path:
+    """``runs/<job>-<UTC timestamp>``; a numeric suffix keeps two runs in one second apart."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{job}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class RunFolder:
+    """A job's output folder: atomic artifact writes, stage timings and the manifest."""
+
+    def __init__(
+        self,
+        job: str,
+        out: str | os.PathLike[str] | None = None,
+        *,
+        config: Any = None,
+        seed: int | None = None,
+        argv: Sequence[str] | None = None,
+    ) -> None:
+        self.path = Path(out) if out is not None else default_run_dir(job)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} exists and is not a folder; choose another path")
+        if (self.path / MANIFEST).exists():
+            raise ConfigError(
+                f"--out {self.path} already holds a run ({MANIFEST}); choose an empty folder"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            config = dataclasses.asdict(config)
+        self.manifest: dict[str, Any] = {
+            "job": job,
+            "status": "running",
+            "command": list(sys.argv if argv is None else argv),
+            "config": to_jsonable(config),
+            "seed": seed,
+            "data": {},
+            "versions": package_versions(),
+            "platform": {"machine": platform.machine(), "processor": platform.processor(),
+                         "cpus": os.cpu_count()},
+            "started": _now(),
+            "finished": None,
+            "timings_s": {},
+            "artifacts": [],
+        }
+        self._t0 = time.perf_counter()
+        self._write_manifest()
+
+    # -- manifest -------------------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def record_data(self, name: str, info: Mapping[str, Any]) -> None:
+        """Record a dataset's fingerprint and provenance under ``manifest["data"][name]``."""
+        self.manifest["data"][name] = to_jsonable(dict(info))
+        self._write_manifest()
+
+    def record(self, key: str, value: Any) -> None:
+        """Store any extra fact in the manifest (e.g. measured throughput)."""
+        self.manifest[key] = to_jsonable(value)
+        self._write_manifest()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage of the job; the wall time lands in ``manifest["timings_s"][name]``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.manifest["timings_s"][name] = round(time.perf_counter() - t0, 4)
+            self._write_manifest()
+
+    def finish(self) -> None:
+        """Mark the run complete with its end time and total wall time."""
+        self.manifest["timings_s"]["total"] = round(time.perf_counter() - self._t0, 4)
+        self.manifest["finished"] = _now()
+        self.manifest["status"] = "complete"
+        self._write_manifest()
+
+    # -- artifacts ------------------------------------------------------------------------
+    def file(self, name: str) -> Path:
+        """Path of an artifact inside the run folder (sub-folders are created)."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rel = str(path.relative_to(self.path))
+        if rel not in self.manifest["artifacts"]:
+            self.manifest["artifacts"].append(rel)
+        return path
+
+    @contextlib.contextmanager
+    def atomic(self, name: str) -> Iterator[Path]:
+        """Temporary path for writers that need a file name; renamed to ``name`` on success."""
+        with atomic_path(self.file(name)) as tmp:
+            yield tmp
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_json(self.file(name), obj)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic_write_text(self.file(name), text)
+
+    def write_csv(self, name: str, rows: Sequence[Mapping[str, Any]],
+                  columns: Sequence[str] | None = None) -> Path:
+        """Write ``rows`` (dicts) as CSV; ``columns`` fixes the order (default: first row's keys)."""
+        columns = list(columns if columns is not None else (rows[0].keys() if rows else []))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: _csv_cell(row.get(c)) for c in columns})
+        return atomic_write_text(self.file(name), buf.getvalue())
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(value) if value == value else ""
+    if hasattr(value, "item"):
+        return _csv_cell(value.item())
+    return "" if value is None else value
