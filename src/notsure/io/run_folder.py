@@ -117,6 +117,22 @@ class RunFolder:
             self.manifest["timings_s"][name] = round(time.perf_counter() - t0, 4)
             self._write_manifest()
 
+    def record_timing(self, name: str, seconds: float) -> None:
+        """Record a stage timed before the folder existed (e.g. loading and validating input)."""
+        self.manifest["timings_s"][name] = round(seconds, 4)
+        self._write_manifest()
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        """On an exception, mark the run ``failed`` with the error, so it never looks complete."""
+        if exc is not None and self.manifest["status"] != "complete":
+            self.manifest["status"] = "failed"
+            self.manifest["error"] = f"{type(exc).__name__}: {exc}"
+            self.manifest["finished"] = _now()
+            self._write_manifest()
+
     def finish(self) -> None:
         """Mark the run complete with its end time and total wall time."""
         self.manifest["timings_s"]["total"] = round(time.perf_counter() - self._t0, 4)
@@ -148,7 +164,7 @@ class RunFolder:
 
     def write_csv(self, name: str, rows: Sequence[Mapping[str, Any]],
                   columns: Sequence[str] | None = None) -> Path:
-        """Write ``rows`` (dicts) as CSV; ``columns`` fixes the order (default: first row's keys)."""
+        """Write ``rows`` (dicts) as CSV; ``columns`` fixes the order (default: the first row's)."""
         columns = list(columns if columns is not None else (rows[0].keys() if rows else []))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")

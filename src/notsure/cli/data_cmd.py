@@ -1,0 +1,103 @@
+"""``notsure data``: fetch MNIST, summarize a data file, export it as the customer CSV."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from notsure.cli.main import common_options
+from notsure.data.load import FORMATS
+from notsure.errors import DataError
+from notsure.io.atomic import to_jsonable
+from notsure.io.progress import say
+
+#: Parts of MNIST an export can be limited to (sample ids start with ``<part>/``).
+SPLITS = ("train", "t10k")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``data fetch``, ``data info`` and ``data export`` to the ``notsure`` parser."""
+    common = common_options()
+    data = subparsers.add_parser("data", parents=[common], help="get, inspect and export data",
+                                 description="Get, inspect and export datasets.")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    fetch = actions.add_parser(
+        "fetch", parents=[common], help="download a dataset and verify its checksums",
+        description="Download the four MNIST files from public mirrors into the data folder "
+                    "($NOTSURE_DATA_DIR/mnist, else ~/.cache/notsure/mnist) and verify them.")
+    fetch.add_argument("dataset", choices=["mnist"], help="dataset to download")
+    fetch.add_argument("--dest", type=Path, metavar="DIR",
+                       help="folder to put the files in (default: the data folder's mnist/)")
+    fetch.set_defaults(func=run_fetch)
+
+    info = actions.add_parser(
+        "info", parents=[common], help="summarize a data file or folder",
+        description="Print size, shape, value range, per-class counts, duplicates and the "
+                    "fingerprint of a data file or folder.")
+    _add_input_options(info)
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(func=run_info)
+
+    export = actions.add_parser(
+        "export", parents=[common], help="write a dataset in another layout",
+        description="Write a dataset of images as the customer CSV: label,pixel0,...,pixelN, "
+                    "pixel k at row k // width, column k % width.")
+    _add_input_options(export)
+    export.add_argument("--to", required=True, choices=["csv"], help="output layout")
+    export.add_argument("--out", required=True, type=Path, metavar="FILE", help="output file")
+    export.add_argument("--split", choices=SPLITS,
+                        help="only the samples of this MNIST part (ids starting with PART/)")
+    export.set_defaults(func=run_export)
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="PATH", help="data file or folder")
+    parser.add_argument("--format", choices=FORMATS, help="skip format detection")
+    parser.add_argument("--labels", type=Path, metavar="FILE",
+                        help="labels file of an IDX images file or headerless CSV")
+
+
+def _load(args: argparse.Namespace):
+    from notsure.data.load import load
+
+    return load(args.path, args.format, labels_path=args.labels)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from notsure.data.fetch import fetch_mnist
+
+    dest = fetch_mnist(args.dest, quiet=args.quiet)
+    say(f"MNIST is ready in {dest}", quiet=args.quiet)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from notsure.data.info import dataset_info, format_info
+
+    info = dataset_info(_load(args))
+    print(json.dumps(to_jsonable(info), indent=2) if args.json else format_info(info))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from notsure.data.export import csv_labels, export_csv
+
+    ds = _load(args)
+    if args.split:
+        keep = np.char.startswith(ds.ids.astype(str), f"{args.split}/")
+        if not keep.any():
+            raise DataError(f"{args.path}: no sample ids start with {args.split + '/'!r} "
+                            f"(first id: {ds.ids[0]!r}); --split needs MNIST-style ids")
+        ds = ds.subset(keep)
+    labels = csv_labels(ds.class_names)
+    export_csv(ds, args.out)
+    if labels != ds.class_names:
+        mapping = ", ".join(f"{i}={name}" for i, name in enumerate(ds.class_names))
+        say(f"class names are not integers; labels written as indices: {mapping}",
+            quiet=args.quiet)
+    say(f"wrote {len(ds)} rows to {args.out}", quiet=args.quiet)
+    return 0

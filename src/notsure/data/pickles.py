@@ -1,0 +1,189 @@
+"""Pickled datasets, unpickled safely: ``(X, y)`` / ``{"X": .., "y": ..}`` or nested embeddings.
+
+Pickles come from strangers and unpickling can run any function the file names. The
+:class:`RestrictedUnpickler` therefore resolves only the globals needed to rebuild plain
+containers, numbers, strings and NumPy arrays; any other global is refused before it runs.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from notsure.data.dataset import Dataset
+from notsure.data.load import make_dataset, numbered_ids, read_head
+from notsure.errors import DataError
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as pickle protocols 0..2 use it for bytes, limited to latin-1."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+    return text.encode("latin-1")
+
+
+def _no_size(kind: type) -> Any:
+    """``bytes``/``bytearray`` from content only: ``bytes(10**12)`` would exhaust memory."""
+
+    def build(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise pickle.UnpicklingError(f"{kind.__name__}(<size>) is not allowed")
+        return kind(*args)
+
+    return build
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """NumPy's pickle entry points, under NumPy 1 (``numpy.core``) and 2 (``numpy._core``) names."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # NumPy 1.x
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+
+    allowed: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{core}.multiarray", "scalar")] = multiarray.scalar
+        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
+    return allowed
+
+
+#: ``(module, name)`` -> the object it resolves to; everything else is refused.
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    **{("builtins", name): getattr(builtins, name)
+       for name in ("list", "dict", "tuple", "set", "frozenset", "complex")},
+    ("builtins", "bytes"): _no_size(bytes),
+    ("builtins", "bytearray"): _no_size(bytearray),
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("_codecs", "encode"): _latin1_encode,
+    **_numpy_globals(),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS` (data, never code)."""
+
+    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+        super().__init__(file, encoding="latin1")  # Python 2 str payloads of NumPy arrays
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocols 0..2 name Python 2's module
+            module = "builtins"
+        try:
+            return ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise DataError(
+                f"{self.source}: refused to unpickle forbidden global '{module}.{name}'; only "
+                "plain containers, numbers, strings and NumPy arrays are allowed"
+            ) from None
+
+
+def safe_unpickle(path: Path) -> Any:
+    """The object pickled in ``path``, rebuilt by :class:`RestrictedUnpickler`."""
+    read_head(path, 1)
+    try:
+        with open(path, "rb") as fh:
+            return RestrictedUnpickler(fh, str(path)).load()
+    except DataError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
+            AttributeError) as exc:
+        raise DataError(f"{path}: not a readable pickle, truncated or corrupt "
+                        f"({type(exc).__name__}: {exc})") from exc
+
+
+def is_embeddings(obj: Any) -> bool:
+    """True for ``{syndrome: {subject: {image: vector}}}``: three levels of dicts."""
+    try:
+        subjects = next(iter(obj.values()))
+        images = next(iter(subjects.values()))
+        return isinstance(images, dict)
+    except (AttributeError, StopIteration):
+        return False
+
+
+def _xy(obj: Any, path: Path) -> tuple[Any, Any]:
+    if isinstance(obj, (tuple, list)) and len(obj) == 2:
+        return obj[0], obj[1]
+    if isinstance(obj, dict):
+        keys = {str(k).lower(): k for k in obj}
+        if "x" in keys and "y" in keys:
+            return obj[keys["x"]], obj[keys["y"]]
+    what = f"dict with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, dict) else (
+        f"{type(obj).__name__}")
+    hint = "; it looks like nested embeddings: use format='embeddings'" if is_embeddings(obj) \
+        else ""
+    raise DataError(f"{path}: expected an (X, y) tuple or a dict with keys 'X' and 'y', "
+                    f"got {what}{hint}")
+
+
+def dataset_from_xy(obj: Any, path: Path) -> Dataset:
+    """``(X, y)`` or ``{"X": X, "y": y}``: rows of ``X`` are samples; ids ``"row/<i>"``."""
+    x, y = _xy(obj, path)
+    x, y = np.asarray(x), np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{path}: y must have one label per sample, got shape {y.shape}")
+    return make_dataset(x, y, numbered_ids("row", len(x)), source=str(path), format="pickle")
+
+
+def dataset_from_embeddings(obj: Any, path: Path) -> Dataset:
+    """``{syndrome_id: {subject_id: {image_id: vector}}}`` flattened in stored order.
+
+    Label = syndrome, group = subject, id = image id; vectors float32 of one common length.
+    """
+    vectors, labels, groups, ids = [], [], [], []
+    want: tuple[int, ...] | None = None
+    for syndrome, subjects in obj.items():
+        if not isinstance(subjects, dict):
+            raise DataError(f"{path}: syndrome {syndrome!r} holds {type(subjects).__name__}, "
+                            "expected a dict of subjects")
+        for subject, images in subjects.items():
+            if not isinstance(images, dict):
+                raise DataError(f"{path}: syndrome {syndrome!r} subject {subject!r} holds "
+                                f"{type(images).__name__}, expected a dict of image vectors")
+            for image, vector in images.items():
+                where = f"{path}: syndrome {syndrome!r} subject {subject!r} image {image!r}"
+                vector = np.asarray(vector)
+                if want is None:
+                    want = vector.shape
+                if vector.shape != want or vector.ndim != 1:
+                    raise DataError(f"{where}: vector has shape {vector.shape}, expected {want} "
+                                    "like the first vector (one 1-D vector per image)")
+                if vector.dtype.kind not in "iuf" or not np.isfinite(vector).all():
+                    raise DataError(f"{where}: vector must hold finite numbers")
+                vectors.append(vector)
+                labels.append(str(syndrome))
+                groups.append(str(subject))
+                ids.append(str(image))
+    if not vectors:
+        raise DataError(f"{path}: holds no image vectors")
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"{path}: image id {str(unique[counts > 1][0])!r} occurs "
+                        f"{counts[counts > 1][0]} times; image ids must be unique")
+    return make_dataset(np.stack(vectors).astype(np.float32), np.asarray(labels), np.asarray(ids),
+                        source=str(path), format="embeddings", groups=np.asarray(groups),
+                        kind="vectors")
+
+
+def load_pickle(path: Path, format: str | None = None) -> Dataset:
+    """A pickled dataset; ``format`` ``"pickle"``, ``"embeddings"`` or ``None`` (by content)."""
+    obj = safe_unpickle(path)
+    if format is None:
+        format = "embeddings" if is_embeddings(obj) else "pickle"
+    if format == "embeddings":
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: expected a dict {{syndrome: {{subject: {{image: vector}}}}}}"
+                            f", got {type(obj).__name__}")
+        return dataset_from_embeddings(obj, path)
+    return dataset_from_xy(obj, path)

@@ -1,0 +1,22 @@
+"""Decision strategies: turn class scores into a class or ``NOT_SURE`` with a stated guarantee."""
+
+from notsure.decisions.neyman_pearson import (
+    ClassCertificate,
+    allowed_exceedances,
+    certifiable_fpr,
+    choose_thresholds,
+    violation_probability,
+)
+from notsure.decisions.scores import ensemble_margins, logit_margins
+from notsure.decisions.strategy import ThresholdStrategy
+
+__all__ = [
+    "ClassCertificate",
+    "ThresholdStrategy",
+    "allowed_exceedances",
+    "certifiable_fpr",
+    "choose_thresholds",
+    "ensemble_margins",
+    "logit_margins",
+    "violation_probability",
+]
