@@ -1,0 +1,1 @@
+"""Analyses shared by jobs: neighbours, dataset statistics, integrity checks."""

@@ -1,0 +1,49 @@
+"""``notsure embeddings``: k-NN (cosine and Euclidean) on syndrome embeddings, with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from notsure.cli.main import common_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "embeddings", parents=[common_options()],
+        help="integrity, statistics, t-SNE and nested k-NN evaluation of image embeddings",
+        description="Check and describe {syndrome: {subject: {image: vector}}} embeddings, map "
+                    "them with t-SNE, and evaluate k-NN with cosine and Euclidean distance "
+                    "(k chosen by nested, subject-grouped cross-validation) against a "
+                    "logistic-regression baseline. Writes a report, tables and metrics.json.")
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="the embeddings pickle (default: "
+                        "$NOTSURE_DATA_DIR/syndromes/mini_gm_public_v0.1.p)")
+    p.add_argument("--out", help="run folder (default runs/embeddings-<timestamp>)")
+    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
+    p.add_argument("--folds", type=int, default=10, help="outer cross-validation folds")
+    p.add_argument("--inner-folds", type=int, default=5,
+                   help="inner folds that choose k (and C) inside each training part")
+    p.add_argument("--k-max", type=int, default=15, help="k is chosen among 1..K_MAX")
+    p.add_argument("--weighting", choices=("uniform", "distance"), default="uniform",
+                   help="k-NN votes: equal (default) or weighted by 1/distance")
+    p.add_argument("--dim", type=int,
+                   help="expected vector length (default: the most common length)")
+    p.add_argument("--tsne-backend", choices=("auto", "opentsne", "sklearn"), default="auto",
+                   help="t-SNE implementation (auto: openTSNE if installed)")
+    p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE maps")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the logistic-regression baseline")
+    p.set_defaults(func=_embeddings)
+
+
+def _embeddings(args: argparse.Namespace) -> int:
+    from notsure.jobs.embeddings import EmbeddingsConfig, run_embeddings
+
+    config = EmbeddingsConfig(
+        path=args.path, out=args.out, seed=args.seed, n_folds=args.folds,
+        inner_folds=args.inner_folds, k_max=args.k_max, weighting=args.weighting, dim=args.dim,
+        tsne=not args.no_tsne, tsne_backend=args.tsne_backend, baseline=not args.no_baseline,
+        quiet=args.quiet)
+    path = run_embeddings(config, argv=getattr(args, "argv", None))
+    print(path)
+    return 0

@@ -1,0 +1,1 @@
+"""Jobs: each runs one end-to-end workflow into a run folder."""
