@@ -15,7 +15,11 @@ from notsure import __version__
 from notsure.errors import NotsureError
 
 # Each module registers one subcommand: ``register(subparsers)`` sets ``func`` on its parser.
-_COMMAND_MODULES = ("notsure.cli.data_cmd",)
+_COMMAND_MODULES = (
+    "notsure.cli.data_cmd",
+    "notsure.cli.selective_cmd",
+    "notsure.cli.embeddings_cmd",
+)
 
 EXIT_USAGE = 2
 
@@ -51,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected failure)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = ["notsure", *(sys.argv[1:] if argv is None else argv)]  # for run manifests
     try:
         result = args.func(args)
     except NotsureError as exc:

@@ -1,0 +1,64 @@
+"""``notsure selective`` and ``notsure predict``."""
+
+from __future__ import annotations
+
+import argparse
+
+from notsure.cli.main import common_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "selective", parents=[common_options()],
+        help="train a CNN ensemble that answers not_sure to keep every class's FPR at a target",
+        description="Train on MNIST (default) or any image dataset, lock a stratified test set, "
+                    "cross-fit a CNN ensemble, choose per-class thresholds with a Neyman-Pearson "
+                    "guarantee and report before/after metrics.")
+    p.add_argument("--data", help="image dataset (any format `notsure data info` reads); "
+                                  "default: MNIST in $NOTSURE_DATA_DIR (downloaded if missing)")
+    p.add_argument("--format", help="format of --data if detection is not enough")
+    p.add_argument("--out", help="run folder (default runs/selective-<timestamp>)")
+    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
+    p.add_argument("--test-per-class", type=int, default=1000, help="test images per class")
+    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds = ensemble size")
+    p.add_argument("--target-fpr", type=float, default=0.00015, help="max FPR for every class")
+    p.add_argument("--delta", type=float, default=0.05,
+                   help="allowed probability that the guarantee fails")
+    p.add_argument("--quick", action="store_true",
+                   help="small model, few epochs: a smoke test that still writes every artifact")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--precision", choices=("bf16", "fp32"), help="override the preset's precision")
+    p.set_defaults(func=_selective)
+
+    q = sub.add_parser("predict", parents=[common_options()],
+                       help="label images with a class or not_sure using a selective run",
+                       description="Writes a CSV: id, prediction (class or not_sure), margin above "
+                                   "the class threshold, and label/correct when the input has "
+                                   "labels.")
+    q.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
+    q.add_argument("input", metavar="INPUT", help="images: any supported format, .npy, or IDX")
+    q.add_argument("--format", help="format of INPUT if detection is not enough")
+    q.add_argument("--out", help="CSV to write (default INPUT-name.predictions.csv)")
+    q.set_defaults(func=_predict)
+
+
+def _selective(args: argparse.Namespace) -> int:
+    from notsure.jobs.selective import SelectiveConfig, run_selective
+
+    config = SelectiveConfig(
+        data=args.data, format=args.format, out=args.out, seed=args.seed,
+        test_per_class=args.test_per_class, folds=args.folds, target_fpr=args.target_fpr,
+        delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
+        precision=args.precision)
+    path = run_selective(config, argv=args.argv)
+    print(path)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from notsure.jobs.predict import PredictConfig, run_predict
+
+    out = run_predict(PredictConfig(run_dir=args.run_dir, input=args.input, format=args.format,
+                                    out=args.out, quiet=args.quiet))
+    print(out)
+    return 0

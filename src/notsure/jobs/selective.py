@@ -1,0 +1,240 @@
+"""The main job: an image classifier that answers ``not_sure`` so every class keeps its false
+positive rate at or below a target on a locked test set.
+
+dataset -> locked stratified test split -> cross-fitted CNN ensemble (out-of-fold scores for every
+non-test image) -> per-class Neyman-Pearson thresholds on the ensemble margin (calibration data
+only) -> decisions on the test set -> metrics before and after -> report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from notsure import NOT_SURE
+from notsure.data import load
+from notsure.data.dataset import Dataset
+from notsure.data.fetch import ensure_mnist
+from notsure.data.splits import leakage_report, save_split, stratified_kfold, stratified_test_split
+from notsure.decisions import ThresholdStrategy, choose_thresholds, logit_margins
+from notsure.errors import ConfigError
+from notsure.io.progress import say
+from notsure.io.run_folder import RunFolder
+from notsure.jobs.predictor import Decisions, SelectivePredictor
+from notsure.metrics import (
+    accuracy,
+    aurc,
+    confusion_matrix,
+    coverage,
+    per_class_rates,
+    risk_coverage_curve,
+    selective_accuracy,
+)
+from notsure.models.cnn import CNNConfig
+from notsure.models.cross_fit import CrossFit, cross_fit
+
+
+@dataclass
+class SelectiveConfig:
+    """Settings of ``notsure selective``; recorded in the run manifest."""
+
+    data: str | None = None  # None: MNIST from the data folder (downloaded if missing)
+    format: str | None = None
+    out: str | None = None
+    seed: int = 0
+    test_per_class: int = 1000
+    folds: int = 5
+    target_fpr: float = 0.00015
+    delta: float = 0.05
+    quick: bool = False
+    quiet: bool = False
+    epochs: int | None = None  # override the preset's epochs
+    precision: str | None = None  # override the preset's precision ("bf16" or "fp32")
+    cnn: dict = field(default_factory=dict)  # filled with the CNN settings actually used
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work before anything is loaded or written."""
+        if not 0.0 < self.target_fpr < 1.0:
+            raise ConfigError(f"--target-fpr must lie in (0, 1), got {self.target_fpr}")
+        if not 0.0 < self.delta < 1.0:
+            raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
+        if self.test_per_class < 1:
+            raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
+        if self.folds < 2:
+            raise ConfigError(f"--folds must be >= 2 (cross-fitting), got {self.folds}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+
+    def cnn_config(self) -> CNNConfig:
+        base = CNNConfig.quick() if self.quick else CNNConfig.default()
+        changes = {}
+        if self.epochs is not None:
+            changes["epochs"] = self.epochs
+        if self.precision is not None:
+            changes["precision"] = self.precision
+        return base.replace(**changes) if changes else base
+
+
+def load_images(config: SelectiveConfig) -> Dataset:
+    """The job's dataset: ``--data`` through the data layer, default MNIST (train + t10k)."""
+    path = config.data if config.data is not None else ensure_mnist(quiet=config.quiet)
+    ds = load(path, format=config.format)
+    if ds.kind != "images":
+        raise ConfigError(
+            f"{ds.source}: the selective job needs images, got {ds.kind} of shape {ds.shape}; "
+            "use `notsure embeddings` for vectors"
+        )
+    return ds
+
+
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict:
+    """Confusion matrix, per-class rates with Clopper-Pearson intervals, accuracy, coverage."""
+    rates = per_class_rates(y_true, y_pred, labels)
+    abstains = bool(np.any(y_pred == NOT_SURE))
+    return {
+        "accuracy": accuracy(y_true, y_pred),
+        "coverage": coverage(y_pred),
+        "selective_accuracy": selective_accuracy(y_true, y_pred),
+        "n": int(len(y_true)),
+        "n_not_sure": int(np.sum(y_pred == NOT_SURE)),
+        "n_errors": int(np.sum((y_pred != y_true) & (y_pred != NOT_SURE))),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels, not_sure_column=abstains),
+        "tp": rates.tp, "fp": rates.fp, "fn": rates.fn, "tn": rates.tn,
+        "support": rates.support,
+        "fpr": rates.fpr, "fpr_ci": rates.fpr_ci,
+        "tpr": rates.tpr, "tpr_ci": rates.tpr_ci,
+        "precision": rates.precision,
+    }
+
+
+@dataclass
+class SelectiveResult:
+    """Everything the report and ``metrics.json`` are built from."""
+
+    config: SelectiveConfig
+    dataset: Dataset
+    split: object
+    leakage: dict
+    fit: CrossFit
+    certificates: list
+    test_decisions: Decisions
+    before: dict
+    after: dict
+    calibration_after: dict
+    member_test_accuracy: list[float]
+    risk_coverage: object
+    aurc: float
+    timings: dict
+
+
+def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
+    """Run the whole job and return the run folder."""
+    config.validate()
+    cnn = config.cnn_config()
+    config.cnn = cnn.to_dict()
+    quiet = config.quiet
+    # Input is read and the split drawn before the run folder exists: bad input writes nothing.
+    t0 = time.perf_counter()
+    ds = load_images(config)
+    t_load = time.perf_counter() - t0
+    say(f"loaded {len(ds):,} images {ds.shape} in {ds.n_classes} classes from {ds.source}",
+        quiet=quiet)
+    t0 = time.perf_counter()
+    # The test split is drawn first, from the data and the seed alone, and locked.
+    split = stratified_test_split(ds.y, config.test_per_class, config.seed)
+    pool = split.train
+    plan = stratified_kfold(ds.y[pool], config.folds, config.seed)
+    t_split = time.perf_counter() - t0
+
+    with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv) as run:
+        run.record_timing("load", t_load)
+        run.record_timing("split", t_split)
+        run.record_data("dataset", {"source": ds.source, "format": ds.format,
+                                    "fingerprint": ds.fingerprint, "n": len(ds),
+                                    "shape": list(ds.shape), "classes": list(ds.class_names)})
+        save_split(run, split)
+        run.write_json("folds.json", {"positions": pool.tolist(), "fold": plan.fold.tolist()})
+        with run.stage("leakage_check"):
+            leakage = leakage_report(ds.x, split)
+        result = _fit_and_evaluate(run, config, cnn, ds, split, plan, leakage)
+        with run.stage("report"):
+            from notsure.jobs.selective_report import write_outputs
+
+            write_outputs(run, result)
+        run.finish()
+    say(summary_line(result, run.path), quiet=quiet)
+    return run.path
+
+
+def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, ds: Dataset,
+                      split, plan, leakage: dict) -> SelectiveResult:
+    """Cross-fit, calibrate on out-of-fold scores, decide on the test set, save the predictor."""
+    quiet = config.quiet
+    pool, test = split.train, split.test
+    with run.stage("cross_fit"):
+        fit = cross_fit(ds.x[pool], ds.y[pool], ds.n_classes, plan.folds, cnn, config.seed,
+                        x_extra=ds.x[test], quiet=quiet)
+
+    with run.stage("calibrate"):
+        # Thresholds see only out-of-fold scores of non-test images.
+        oof_margins = logit_margins(fit.oof_logits)
+        certificates = choose_thresholds(oof_margins, ds.y[pool], config.target_fpr, config.delta)
+        strategy = ThresholdStrategy.from_certificates(certificates)
+        predictor = SelectivePredictor(
+            models=[r.model for r in fit.results], strategy=strategy,
+            class_names=ds.class_names, image_shape=ds.shape, precision=cnn.precision)
+        calibration_pred = strategy.decide(oof_margins, fit.oof_logits)
+        calibration_after = evaluate(ds.y[pool], calibration_pred, np.arange(ds.n_classes))
+
+    with run.stage("evaluate"):
+        labels = np.arange(ds.n_classes)
+        y_test = ds.y[test]
+        decisions = predictor.decide_logits(fit.extra_logits)
+        before = evaluate(y_test, decisions.candidate, labels)
+        after = evaluate(y_test, decisions.prediction, labels)
+        rc = risk_coverage_curve(y_test, decisions.candidate, decisions.confidence)
+        area = aurc(y_test, decisions.candidate, decisions.confidence)
+        members = [accuracy(y_test, lg.argmax(1)) for lg in fit.extra_logits]
+
+    with run.stage("save_model"):
+        predictor.save(run, [r.config for r in fit.results],
+                       meta={"target_fpr": config.target_fpr, "delta": config.delta,
+                             "seed": config.seed})
+
+    with run.stage("throughput"):
+        run.record("predict_throughput", measure_throughput(predictor, ds.x[test]))
+
+    return SelectiveResult(
+        config=config, dataset=ds, split=split, leakage=leakage, fit=fit,
+        certificates=certificates, test_decisions=decisions, before=before, after=after,
+        calibration_after=calibration_after, member_test_accuracy=members,
+        risk_coverage=rc, aurc=area, timings=run.manifest["timings_s"],
+    )
+
+
+def measure_throughput(predictor: SelectivePredictor, x: np.ndarray) -> dict:
+    """Images per second of the deployed predictor on ``x`` (best of two passes)."""
+    best = np.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        predictor.predict(x)
+        best = min(best, time.perf_counter() - t0)
+    return {"images": int(len(x)), "seconds": best, "images_per_second": len(x) / best}
+
+
+def summary_line(result: SelectiveResult, path: Path) -> str:
+    """One line for the terminal: the headline numbers and where the report is."""
+    fpr = result.after["fpr"]
+    worst = int(np.nanargmax(fpr))
+    return (
+        f"before: accuracy {result.before['accuracy']:.4%}; after: coverage "
+        f"{result.after['coverage']:.2%}, max class FPR {fpr[worst]:.5f} "
+        f"(class {result.dataset.class_names[worst]}, target {result.config.target_fpr}); "
+        f"report: {path / 'report.html'}"
+    )
+

@@ -1,0 +1,324 @@
+"""Outputs of the selective job: ``metrics.json``, CSV tables, PNG figures and the report.
+
+Every sentence in the report is built from the computed results it sits next to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from notsure import NOT_SURE
+from notsure.io.run_folder import RunFolder
+from notsure.jobs.selective import SelectiveResult
+from notsure.reports import Report, fmt
+from notsure.reports.figures import confusion_matrix_figure, curves_figure
+
+GALLERY_MAX = 48
+
+
+def metrics_document(r: SelectiveResult) -> dict:
+    """The content of ``metrics.json`` (the keys the customer's checks read, plus details)."""
+    ds, test = r.dataset, r.split.test
+    per_class_count = np.bincount(ds.y[test], minlength=ds.n_classes)
+
+    def part(m: dict) -> dict:
+        keys = ("accuracy", "coverage", "selective_accuracy", "n", "n_not_sure", "n_errors",
+                "confusion_matrix", "tp", "fp", "fn", "tn", "support", "fpr", "fpr_ci", "tpr",
+                "tpr_ci", "precision")
+        return {k: m[k] for k in keys}
+
+    after = part(r.after)
+    after["meets_target"] = (r.after["fpr"] <= r.config.target_fpr).tolist()
+    after["all_classes_meet_target"] = bool(np.all(r.after["fpr"] <= r.config.target_fpr))
+    after["aurc"] = r.aurc
+    return {
+        "class_names": list(ds.class_names),
+        "target_fpr": r.config.target_fpr,
+        "delta": r.config.delta,
+        "seed": r.config.seed,
+        "test": {"n": int(len(test)), "per_class_count": per_class_count.tolist()},
+        "calibration": {
+            "n": int(len(r.split.train)),
+            "out_of_fold_accuracy": float(np.mean(r.fit.oof_logits.argmax(1)
+                                                  == ds.y[r.split.train])),
+            "certificates": [c.as_dict() for c in r.certificates],
+            "after_in_sample": part(r.calibration_after),
+        },
+        "before": part(r.before),
+        "after": after,
+        "members": {"test_accuracy": r.member_test_accuracy},
+        "leakage": r.leakage,
+    }
+
+
+def rates_rows(m: dict, class_names: tuple[str, ...], target: float | None = None) -> list[dict]:
+    """One row per class: counts, FPR and TPR with their 95% Clopper-Pearson intervals."""
+    rows = []
+    for c, name in enumerate(class_names):
+        row = {
+            "class": name, "support": m["support"][c], "tp": m["tp"][c], "fp": m["fp"][c],
+            "fn": m["fn"][c], "tn": m["tn"][c],
+            "fpr": m["fpr"][c], "fpr_lo": m["fpr_ci"][c, 0], "fpr_hi": m["fpr_ci"][c, 1],
+            "tpr": m["tpr"][c], "tpr_lo": m["tpr_ci"][c, 0], "tpr_hi": m["tpr_ci"][c, 1],
+        }
+        if target is not None:
+            row["fpr_at_most_target"] = "yes" if m["fpr"][c] <= target else "NO"
+        rows.append(row)
+    return rows
+
+
+def cm_rows(cm: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
+    columns = list(class_names) + (["not_sure"] if cm.shape[1] > len(class_names) else [])
+    return [{"true": name, **{col: int(v) for col, v in zip(columns, cm[i], strict=True)}}
+            for i, name in enumerate(class_names)]
+
+
+def certificate_rows(r: SelectiveResult) -> list[dict]:
+    names = r.dataset.class_names
+    return [{
+        "class": names[c.label], "negatives": c.n_negatives, "positives": c.n_positives,
+        "allowed_fp": c.allowed_exceedances, "calibration_fp": c.calibration_fp,
+        "threshold": c.threshold, "P(FPR>target)<=": c.violation_bound,
+        "certified": "yes" if c.certified else "NO",
+        "calibration_tpr": c.calibration_tpr,
+    } for c in r.certificates]
+
+
+def training_rows(r: SelectiveResult) -> list[dict]:
+    rows = []
+    for k, res in enumerate(r.fit.results):
+        for h in res.history:
+            rows.append({"fold": k, **h})
+    return rows
+
+
+def write_outputs(run: RunFolder, r: SelectiveResult) -> None:
+    """Write metrics, tables, figures and the report into ``run``."""
+    run.write_json("metrics.json", metrics_document(r))
+    run.write_json("thresholds.json", {
+        "target_fpr": r.config.target_fpr, "delta": r.config.delta,
+        "class_names": list(r.dataset.class_names),
+        "certificates": [c.as_dict() for c in r.certificates],
+    })
+    write_report(run, r)
+
+
+def _discussion(r: SelectiveResult) -> list[str]:
+    """Sentences that state what the numbers show."""
+    names, target = r.dataset.class_names, r.config.target_fpr
+    b, a = r.before, r.after
+    fpr_b, fpr_a = b["fpr"], a["fpr"]
+    over_b = [names[c] for c in np.flatnonzero(fpr_b > target)]
+    over_a = [names[c] for c in np.flatnonzero(fpr_a > target)]
+    worst = int(np.nanargmax(fpr_a))
+    candidate = r.test_decisions.candidate
+    y = r.dataset.y[r.split.test]
+    abstained = r.test_decisions.prediction == NOT_SURE
+    wrong = candidate != y
+    n_neg = len(y) - int(a["support"][worst])
+    out = [
+        f"Before abstention the ensemble answers every test image with accuracy "
+        f"{fmt.pct(b['accuracy'])} ({fmt.count(b['n_errors'])} errors); "
+        + (f"{len(over_b)} of {len(names)} classes exceed the target FPR of {fmt.pct(target)} "
+           f"({', '.join(over_b)})." if over_b else
+           f"every class is already within the target FPR of {fmt.pct(target)}."),
+        f"After abstention coverage is {fmt.pct(a['coverage'])}: "
+        f"{fmt.count(a['n_not_sure'])} of {fmt.count(a['n'])} test images are `not_sure`. "
+        f"Of the {fmt.count(int(wrong.sum()))} images the ensemble would have got wrong, "
+        f"{fmt.count(int((wrong & abstained).sum()))} are now `not_sure` and "
+        f"{fmt.count(int((wrong & ~abstained).sum()))} remain errors; the price is "
+        f"{fmt.count(int((~wrong & abstained).sum()))} correct answers given up.",
+        (f"All {len(names)} classes are at or below the target on the test set; the largest "
+         f"test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
+         f"{int(a['fp'][worst])} false positives among {fmt.count(n_neg)} negatives)."
+         if not over_a else
+         f"{len(over_a)} classes exceed the target on the test set ({', '.join(over_a)}); the "
+         f"largest test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
+         f"{int(a['fp'][worst])} false positives among {fmt.count(n_neg)} negatives)."),
+        f"Selective accuracy on the answered images is {fmt.pct(a['selective_accuracy'], 3)}; "
+        f"the lowest class TPR after abstention is {fmt.pct(np.nanmin(a['tpr']))} (class "
+        f"{names[int(np.nanargmin(a['tpr']))]}), the highest "
+        f"{fmt.pct(np.nanmax(a['tpr']))}.",
+        f"With about {fmt.count(n_neg)} negatives per class, the test set alone can show at "
+        f"most that an FPR is small: with 0 false positives the 95% Clopper-Pearson upper bound "
+        f"is {fmt.pct(float(1 - 0.025 ** (1 / n_neg)))}, above the target. The guarantee comes "
+        f"from the calibration data; the test set checks it.",
+    ]
+    uncertified = [c for c in r.certificates if not c.certified]
+    if uncertified:
+        out.append(
+            f"The calibration data cannot support the target for {len(uncertified)} classes: "
+            + "; ".join(f"class {names[c.label]} has {fmt.count(c.n_negatives)} negatives, which "
+                        f"certify at best {fmt.pct(c.certifiable_fpr)} at confidence "
+                        f"{fmt.pct(1 - r.config.delta)}" for c in uncertified)
+            + ". Their thresholds sit above every calibration negative (no false positive "
+              "allowed), the most the data can do, but the stated target is not guaranteed.")
+    return out
+
+
+def write_report(run: RunFolder, r: SelectiveResult) -> None:
+    """The report: approach, data, model, certificates, before/after, figures, discussion."""
+    ds, cfg = r.dataset, r.config
+    names = ds.class_names
+    test, pool = r.split.test, r.split.train
+    y_test = ds.y[test]
+    rep = Report(f"Selective classification on {ds.source}",
+                 run, subtitle=f"target FPR {cfg.target_fpr} per class, delta {cfg.delta}")
+
+    rep.section("Summary")
+    rep.bullets(_discussion(r))
+
+    rep.section("Approach")
+    certs = r.certificates
+    n_neg = min(c.n_negatives for c in certs)
+    rep.paragraph(
+        f"A test set of {fmt.count(len(test))} images ({cfg.test_per_class:,} per class) is drawn "
+        f"first, stratified, from the seed {cfg.seed} alone, and nothing is fitted on it. The "
+        f"remaining {fmt.count(len(pool))} images are split into {cfg.folds} folds; one CNN is "
+        f"trained per fold on the other folds and scores the fold it did not see "
+        f"(cross-fitting). So every non-test image has an out-of-fold score, and each class "
+        f"has at least {fmt.count(n_neg)} calibration negatives instead of the few thousand a "
+        f"held-out calibration split would leave.")
+    rep.paragraph(
+        "Score: for class c, the logit margin z_c - max_{j != c} z_j. Unlike the top softmax "
+        "probability it does not saturate at 1.0, so the extreme tail that an FPR of "
+        f"{fmt.pct(cfg.target_fpr)} lives in stays resolvable. The deployed predictor is the "
+        f"ensemble of the {cfg.folds} fold models: its candidate class is the arg-max of the mean "
+        "logits, and its score for a class is the *minimum* margin over the members. A member's "
+        "false positive at threshold t requires its own margin above t, so the ensemble's false "
+        "positives are a subset of each member's and the members' certificate carries over.")
+    rep.paragraph(
+        "Thresholds (Neyman-Pearson order statistic): for each class, with n calibration "
+        "negatives, allow the largest r such that P(Binomial(n, target) <= r) <= delta, and put "
+        "the threshold at the (r+1)-th largest negative score; a class is answered only strictly "
+        "above it. Then, with probability at least 1 - delta over the calibration draw, the "
+        "class's FPR on new data from the same distribution is at most the target. Pooled "
+        "out-of-fold scores mix the fold models; Hoeffding's comparison of Poisson-binomial and "
+        "binomial tails keeps the bound for their average FPR because r <= n * target - 1 "
+        f"({sum(c.mixture_bound_applies for c in certs)} of {len(certs)} classes satisfy it).")
+
+    rep.section("Data and split")
+    counts = np.bincount(ds.y, minlength=ds.n_classes)
+    rep.paragraph(
+        f"{fmt.count(len(ds))} images of shape {ds.shape} from `{ds.source}` "
+        f"(format {ds.format}, fingerprint `{ds.fingerprint[:16]}`).")
+    rep.table([{"class": n, "all": int(counts[c]),
+                "test": int(np.sum(y_test == c)),
+                "calibration/training pool": int(np.sum(ds.y[pool] == c))}
+               for c, n in enumerate(names)], caption="Images per class and split.",
+              csv="tables/split_counts.csv")
+    tt = r.leakage["train_test"]
+    rep.paragraph(
+        f"Exact duplicate images between the training pool and the test set: {tt['pairs']} "
+        "pairs (byte-identical images, a leak that would flatter test scores).")
+
+    rep.section("Model and training")
+    cnn = cfg.cnn
+    rep.paragraph(
+        f"{cfg.folds} CNNs (architecture `{cnn['arch']}`, stages {cnn['stages']}, dropout "
+        f"{cnn['dropout']}), each trained for {cnn['epochs']} epochs with batch "
+        f"{cnn['batch_size']}, "
+        f"AdamW (lr {cnn['lr']}, weight decay {cnn['weight_decay']}), {cnn['schedule']} schedule, "
+        f"label smoothing {cnn['label_smoothing']}, augmentation "
+        f"{'on (random shifts, rotations, scaling)' if cnn['augment'] else 'off'}, "
+        f"precision {cnn['precision']}"
+        + (f", a random subsample of {cnn['max_train']:,} training images per model"
+           if cnn.get("max_train") else "") + ".")
+    oof_acc = float(np.mean(r.fit.oof_logits.argmax(1) == ds.y[pool]))
+    train_s = sum(res.seconds for res in r.fit.results)
+    rep.paragraph(
+        f"Out-of-fold accuracy on the {fmt.count(len(pool))} non-test images: "
+        f"{fmt.pct(oof_acc, 3)}. Single members on the test set: "
+        + ", ".join(fmt.pct(a, 3) for a in r.member_test_accuracy)
+        + f"; the ensemble: {fmt.pct(r.before['accuracy'], 3)}. Training took "
+          f"{fmt.duration(train_s)} in all.")
+    hist = training_rows(r)
+    run.write_csv("tables/training_history.csv", hist)
+    series = []
+    for k, res in enumerate(r.fit.results):
+        ep = [h["epoch"] for h in res.history]
+        series.append({"x": ep, "y": [1 - h["train_acc"] for h in res.history],
+                       "label": f"fold {k} train error", "linestyle": "--"})
+        if "val_acc" in res.history[0]:
+            series.append({"x": ep, "y": [1 - h["val_acc"] for h in res.history],
+                           "label": f"fold {k} held-out error"})
+    rep.figure(curves_figure(series, xlabel="epoch", ylabel="error rate", logy=True,
+                             title="Training curves (held-out = the fold's own out-of-fold part)"),
+               "figures/training_curves.png", "Error per epoch of each fold model.")
+
+    rep.section("Calibration certificate per class")
+    rep.paragraph(
+        f"Target FPR {cfg.target_fpr}, delta {cfg.delta}. `allowed_fp` is r, `calibration_fp` the "
+        "calibration negatives above the threshold, `P(FPR>target)<=` the bound on the chance "
+        "that the true FPR exceeds the target; `calibration_tpr` is in-sample for the thresholds.")
+    rep.table(certificate_rows(r), caption="Thresholds on the ensemble margin.",
+              csv="tables/certificates.csv",
+              formats={"calibration_tpr": fmt.pct, "P(FPR>target)<=": lambda v: f"{v:.4f}"})
+
+    for title, key in (("Test results before abstention", "before"),
+                       ("Test results after abstention", "after")):
+        m = getattr(r, key)
+        rep.section(title)
+        rep.paragraph(
+            f"Accuracy {fmt.pct(m['accuracy'], 3)} (abstentions count as not correct), coverage "
+            f"{fmt.pct(m['coverage'], 3)}, selective accuracy "
+            f"{fmt.pct(m['selective_accuracy'], 3)}, "
+            f"{fmt.count(m['n_errors'])} wrong answers, {fmt.count(m['n_not_sure'])} not_sure.")
+        cm = m["confusion_matrix"]
+        has_ns = cm.shape[1] > len(names)
+        rep.figure(confusion_matrix_figure(cm, names, not_sure=has_ns,
+                                           title=f"Confusion matrix, {key} abstention"),
+                   f"figures/confusion_{key}.png", f"Test confusion matrix {key} abstention.")
+        rep.table(cm_rows(cm, names), caption=f"Confusion matrix {key} abstention "
+                  "(rows: true class).", csv=f"tables/confusion_{key}.csv")
+        pct4 = lambda v: fmt.pct(v, 3)  # noqa: E731
+        rep.table(rates_rows(m, names, cfg.target_fpr if key == "after" else None),
+                  caption=f"Per-class FPR and TPR {key} abstention, with 95% Clopper-Pearson "
+                          "intervals.", csv=f"tables/rates_{key}.csv",
+                  formats={c: pct4 for c in ("fpr", "fpr_lo", "fpr_hi", "tpr", "tpr_lo",
+                                             "tpr_hi")})
+
+    rep.section("Risk and coverage")
+    rc = r.risk_coverage
+    ok = np.isfinite(rc.risk)
+    op = r.after
+    rep.figure(curves_figure(
+        [{"x": rc.coverage[ok], "y": rc.risk[ok], "label": "ensemble, margin above threshold"},
+         {"x": [op["coverage"]], "y": [1 - op["selective_accuracy"]], "label": "operating point",
+          "linestyle": "none"}],
+        xlabel="coverage", ylabel="selective risk (error rate on answered)", logy=False,
+        title="Risk-coverage curve on the test set"), "figures/risk_coverage.png",
+        f"Answering in order of margin above the class threshold; AURC {fmt.num(r.aurc)}.")
+
+    rep.section("Digits answered not_sure")
+    d = r.test_decisions
+    ns = np.flatnonzero(d.prediction == NOT_SURE)
+    order = ns[np.argsort(d.confidence[ns])][:GALLERY_MAX]
+    if len(order):
+        rep.gallery([ds.x[test[i]] for i in order],
+                    [f"{ds.ids[test[i]]} true {names[y_test[i]]} cand. {names[d.candidate[i]]}"
+                     for i in order], name_prefix="gallery/not_sure", scale=3,
+                    caption=f"The {len(order)} not_sure test digits furthest below their "
+                            f"threshold (of {len(ns)}).")
+    else:
+        rep.paragraph("No test image was answered not_sure.")
+    errs = np.flatnonzero((d.prediction != NOT_SURE) & (d.prediction != y_test))
+    rep.subsection("Errors that remain after abstention")
+    if len(errs):
+        rep.gallery([ds.x[test[i]] for i in errs],
+                    [f"{ds.ids[test[i]]} true {names[y_test[i]]} said {names[d.prediction[i]]}"
+                     for i in errs], name_prefix="gallery/remaining_errors", scale=3,
+                    caption="Every test image still answered wrongly (each is a false positive "
+                            "of the class it was given).")
+    else:
+        rep.paragraph("None: every answered test image is correct.")
+
+    rep.section("Discussion")
+    rep.bullets(_discussion(r))
+    rep.paragraph(
+        "Assumptions: the guarantee is for new images drawn like the calibration images "
+        "(the pooled data, with MNIST's own class frequencies among the negatives; the test set "
+        "has equal class counts), and for labels as given: a mislabelled calibration image can "
+        "only make thresholds stricter, a mislabelled test image counts as an error.")
+    rep.run_summary()
+    rep.write()

@@ -1,0 +1,156 @@
+"""The selective job end to end on small generated images, its outputs and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from notsure import NOT_SURE
+from notsure.cli.main import main
+from notsure.data import load
+from notsure.data.splits import load_split
+from notsure.metrics import confusion_matrix, per_class_rates
+
+
+def make_images(n_per_class: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Three easy classes: a horizontal bar, a vertical bar, a diagonal, with jitter and noise."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in range(3):
+        for _ in range(n_per_class):
+            img = np.zeros((size, size), np.float32)
+            o = rng.integers(8, size - 8)
+            if c == 0:
+                img[o - 2:o + 2, 4:-4] = 1
+            elif c == 1:
+                img[4:-4, o - 2:o + 2] = 1
+            else:
+                idx = np.arange(4, size - 4)
+                for w in range(-2, 2):
+                    img[idx, np.clip(idx + w + o - size // 2, 0, size - 1)] = 1
+            img += 0.3 * rng.random((size, size))
+            xs.append(np.clip(img * 255, 0, 255).astype(np.uint8))
+            ys.append(c)
+    return np.stack(xs), np.array(ys)
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory) -> Path:
+    x, y = make_images(300)
+    path = tmp_path_factory.mktemp("data") / "bars.npz"
+    half = len(x) // 2
+    order = np.random.default_rng(1).permutation(len(x))
+    a, b = order[:half], order[half:]
+    np.savez(path, x_train=x[a], y_train=y[a], x_test=x[b], y_test=y[b])
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(small_npz, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "sel"
+    code = main(["selective", "--data", str(small_npz), "--out", str(out), "--quick", "--quiet",
+                 "--test-per-class", "40", "--folds", "2", "--epochs", "2",
+                 "--target-fpr", "0.02", "--delta", "0.1"])
+    assert code == 0
+    return out
+
+
+def test_writes_every_artifact(small_run):
+    for name in ("manifest.json", "metrics.json", "thresholds.json", "predictor.json",
+                 "split.json", "folds.json", "report.html", "report.md",
+                 "models/fold0.safetensors", "models/fold1.safetensors",
+                 "tables/certificates.csv", "tables/rates_after.csv",
+                 "figures/confusion_before.png", "figures/confusion_after.png",
+                 "figures/risk_coverage.png", "figures/training_curves.png"):
+        assert (small_run / name).is_file(), name
+    manifest = json.loads((small_run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["seed"] == 0
+    assert manifest["data"]["dataset"]["fingerprint"]
+    assert {"load", "split", "cross_fit", "calibrate", "evaluate", "report", "total"} <= set(
+        manifest["timings_s"])
+
+
+def test_metrics_are_internally_consistent(small_run, small_npz):
+    m = json.loads((small_run / "metrics.json").read_text())
+    ds = load(small_npz)
+    split = load_split(small_run / "split.json", len(ds))
+    y_test = ds.y[split.test]
+    assert m["test"]["per_class_count"] == np.bincount(y_test, minlength=3).tolist() == [40] * 3
+    for key in ("before", "after"):
+        cm = np.array(m[key]["confusion_matrix"])
+        assert cm.sum() == len(y_test)
+        assert cm.sum(axis=1).tolist() == [40] * 3
+        tp = np.diag(cm[:, :3])
+        fp = cm[:, :3].sum(axis=0) - tp
+        negatives = len(y_test) - cm.sum(axis=1)
+        np.testing.assert_allclose(m[key]["fpr"], fp / negatives)
+        np.testing.assert_allclose(m[key]["tpr"], tp / cm.sum(axis=1))
+        n_not_sure = cm[:, 3].sum() if cm.shape[1] == 4 else 0
+        assert m[key]["coverage"] == pytest.approx(1 - n_not_sure / len(y_test))
+    assert m["before"]["coverage"] == 1.0
+    assert m["target_fpr"] == 0.02 and m["delta"] == 0.1
+
+
+def test_test_split_never_reaches_training_or_calibration(small_run, small_npz):
+    ds = load(small_npz)
+    split = load_split(small_run / "split.json", len(ds))
+    folds = json.loads((small_run / "folds.json").read_text())
+    assert sorted(folds["positions"]) == split.train.tolist()
+    assert not set(folds["positions"]) & set(split.test.tolist())
+
+
+def test_predict_reproduces_the_runs_test_decisions(small_run, small_npz, tmp_path):
+    ds = load(small_npz)
+    split = load_split(small_run / "split.json", len(ds))
+    test_file = tmp_path / "test.npy"
+    np.save(test_file, ds.x[split.test])
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(small_run), str(test_file), "--out", str(out), "--quiet"]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].split(",")[:2] == ["id", "prediction"]
+    said = [r.split(",")[1] for r in rows[1:]]
+    pred = np.array([NOT_SURE if s == "not_sure" else ds.class_names.index(s) for s in said])
+    m = json.loads((small_run / "metrics.json").read_text())
+    after = confusion_matrix(ds.y[split.test], pred, np.arange(3), not_sure_column=True)
+    stored = np.array(m["after"]["confusion_matrix"])
+    if stored.shape[1] == 3:  # the run had no abstention: no not_sure column
+        stored = np.column_stack([stored, np.zeros(3, int)])
+    assert after.tolist() == stored.tolist()
+    rates = per_class_rates(ds.y[split.test], pred, np.arange(3))
+    np.testing.assert_allclose(rates.fpr, m["after"]["fpr"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--target-fpr", "0"], "--target-fpr must lie in"),
+    (["--target-fpr", "1.5"], "--target-fpr must lie in"),
+    (["--delta", "1"], "--delta must lie in"),
+    (["--test-per-class", "500"], "per_class"),
+])
+def test_bad_options_fail_cleanly_and_write_nothing(small_npz, tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    code = main(["selective", "--data", str(small_npz), "--out", str(out), "--quick", "--quiet",
+                 *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("notsure: error:") and message in err[0]
+    assert not out.exists()
+
+
+def test_predict_refuses_a_folder_that_is_not_a_run(tmp_path, small_npz, capsys):
+    code = main(["predict", str(tmp_path), str(small_npz)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a selective run folder" in err[0]
+
+
+def test_predict_refuses_images_of_the_wrong_size(small_run, tmp_path, capsys):
+    bad = tmp_path / "big.npy"
+    np.save(bad, np.zeros((4, 32, 32), np.uint8))
+    out = tmp_path / "pred.csv"
+    code = main(["predict", str(small_run), str(bad), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "(32, 32)" in err[0] and "(28, 28)" in err[0]
+    assert not out.exists()
