@@ -59,7 +59,7 @@ def small_run(small_npz, tmp_path_factory) -> Path:
 
 
 def test_writes_every_artifact(small_run):
-    for name in ("manifest.json", "metrics.json", "thresholds.json", "predictor.json",
+    for name in ("manifest.json", "metrics.json", "thresholds.json", "predictor.json", "scores.npz",
                  "split.json", "folds.json", "report.html", "report.md",
                  "models/fold0.safetensors", "models/fold1.safetensors",
                  "tables/certificates.csv", "tables/rates_after.csv",

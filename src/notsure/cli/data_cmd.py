@@ -1,4 +1,5 @@
-"""``notsure data``: fetch MNIST, summarize a data file, export it as the customer CSV."""
+"""``notsure data``: fetch MNIST, summarize a data file, export it as the customer CSV, and
+generate the letters-and-digits dataset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from notsure.cli.main import common_options
 from notsure.data.load import FORMATS
-from notsure.errors import DataError
+from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import to_jsonable
 from notsure.io.progress import say
 
@@ -52,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--split", choices=SPLITS,
                         help="only the samples of this MNIST part (ids starting with PART/)")
     export.set_defaults(func=run_export)
+
+    _add_make_letters(actions)
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -100,4 +103,32 @@ def run_export(args: argparse.Namespace) -> int:
         say(f"class names are not integers; labels written as indices: {mapping}",
             quiet=args.quiet)
     say(f"wrote {len(ds)} rows to {args.out}", quiet=args.quiet)
+    return 0
+
+
+def _add_make_letters(actions: argparse._SubParsersAction) -> None:
+    """``notsure data make-letters``: the generated 36-class letters-and-digits dataset."""
+    p = actions.add_parser(
+        "make-letters", parents=[common_options()],
+        help="generate a 36-class binary 56x56 letters-and-digits dataset",
+        description="Render 0-9 and A-Z (upper or lower case) in the fonts shipped with "
+                    "matplotlib, distort them at random, binarize to 56x56 {0,1}, with the letters "
+                    "customer's skewed class sizes (one single-image class, the others 102 to "
+                    "3,291 images), and save the (X, y) pickle `notsure compare` reads.")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="pickle to write")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="shrink every class but the single-image one (0 < scale <= 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sizes and the images")
+    p.set_defaults(func=run_make_letters)
+
+
+def run_make_letters(args: argparse.Namespace) -> int:
+    from notsure.data.letters import make_letters_file
+    from notsure.io.progress import say
+
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    path = make_letters_file(args.out, scale=args.scale, seed=args.seed)
+    say(f"wrote {path}", quiet=args.quiet)
+    print(path)
     return 0

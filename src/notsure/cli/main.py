@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "notsure.cli.data_cmd",
     "notsure.cli.selective_cmd",
     "notsure.cli.embeddings_cmd",
+    "notsure.cli.compare_cmd",
 )
 
 EXIT_USAGE = 2
