@@ -86,6 +86,12 @@ class Dataset:
         """Shape of one sample: ``(H, W)`` for images, ``(D,)`` for vectors."""
         return tuple(self.x.shape[1:])
 
+    def provenance(self) -> dict:
+        """What a run manifest records about this dataset: where it came from and its content."""
+        return {"source": self.source, "format": self.format, "fingerprint": self.fingerprint,
+                "n": len(self), "kind": self.kind, "shape": list(self.shape),
+                "classes": list(self.class_names)}
+
     def class_counts(self) -> np.ndarray:
         """Number of samples of each class, length ``n_classes`` (zeros included)."""
         return np.bincount(self.y, minlength=self.n_classes)

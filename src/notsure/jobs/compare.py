@@ -417,9 +417,7 @@ def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
     with RunFolder("compare", config.out, config=config, seed=config.seed, argv=argv) as run:
         run.record_timing("load", t_load)
         run.record_timing("split_and_plan", t_split)
-        run.record_data("dataset", {"source": ds.source, "format": ds.format,
-                                    "fingerprint": ds.fingerprint, "n": len(ds),
-                                    "shape": list(ds.shape), "classes": list(ds.class_names)})
+        run.record_data("dataset", ds.provenance())
         save_split(run, split)
         scale = pixel_scale(ds, split.train)
         features = pixel_features(ds.x, scale or 1.0)

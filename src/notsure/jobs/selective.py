@@ -157,9 +157,7 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
     with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv) as run:
         run.record_timing("load", t_load)
         run.record_timing("split", t_split)
-        run.record_data("dataset", {"source": ds.source, "format": ds.format,
-                                    "fingerprint": ds.fingerprint, "n": len(ds),
-                                    "shape": list(ds.shape), "classes": list(ds.class_names)})
+        run.record_data("dataset", ds.provenance())
         save_split(run, split)
         run.write_json("folds.json", {"positions": pool.tolist(), "fold": plan.fold.tolist()})
         with run.stage("leakage_check"):

@@ -1,0 +1,87 @@
+"""Targets of the selective job, measured: accuracy before abstention, coverage and per-class FPR
+after it, wall time, and the predictor's throughput, over several seeds.
+
+    python benchmarks/bench_selective.py --seeds 0 1 2          # runs the default job per seed
+    python benchmarks/bench_selective.py --runs runs/sel-*      # summarises finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from notsure.data import load
+from notsure.data.splits import load_split
+from notsure.jobs.predictor import SelectivePredictor
+
+
+def run_seed(seed: int, out: Path, extra: list[str]) -> Path:
+    cmd = [sys.executable, "-m", "notsure", "selective", "--quiet", "--seed", str(seed),
+           "--out", str(out), *extra]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def throughput(run: Path, n: int = 20_000) -> float:
+    """Images per second of ``predict`` on the run's own test images (tiled to ``n``)."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    ds = load(manifest["data"]["dataset"]["source"])
+    split = load_split(run / "split.json", len(ds))
+    x = np.resize(ds.x[split.test], (n, *ds.shape))
+    predictor = SelectivePredictor.load(run)
+    predictor.predict(x[:512])  # warm-up
+    t0 = time.perf_counter()
+    predictor.predict(x)
+    return n / (time.perf_counter() - t0)
+
+
+def summarise(runs: list[Path], measure_throughput: bool) -> None:
+    rows = []
+    for run in runs:
+        m = json.loads((run / "metrics.json").read_text())
+        man = json.loads((run / "manifest.json").read_text())
+        after, target = m["after"], m["target_fpr"]
+        rows.append({
+            "run": run.name, "seed": m["seed"],
+            "acc_before": m["before"]["accuracy"], "coverage": after["coverage"],
+            "sel_acc": after["selective_accuracy"], "max_fpr": max(after["fpr"]),
+            "classes_ok": sum(f <= target for f in after["fpr"]),
+            "fp_after": sum(after["fp"]), "fp_before": sum(m["before"]["fp"]),
+            "min_tpr": min(after["tpr"]), "minutes": man["timings_s"]["total"] / 60,
+            "img_per_s": throughput(run) if measure_throughput else float("nan"),
+        })
+    cols = list(rows[0])
+    print(" ".join(f"{c:>11}" for c in cols))
+    for r in rows:
+        print(" ".join(f"{r[c]:>11.5f}" if isinstance(r[c], float) else f"{r[c]!s:>11}"
+                       for c in cols))
+    for key in ("acc_before", "coverage", "max_fpr", "minutes"):
+        v = np.array([r[key] for r in rows])
+        print(f"{key}: mean {v.mean():.5f}, min {v.min():.5f}, max {v.max():.5f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, nargs="*", default=[])
+    ap.add_argument("--runs", type=Path, nargs="*", default=[])
+    ap.add_argument("--root", type=Path, default=Path("runs"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-throughput", action="store_true")
+    args = ap.parse_args()
+    runs = list(args.runs)
+    for seed in args.seeds:
+        out = args.root / f"bench-selective{'-quick' if args.quick else ''}-seed{seed}"
+        runs.append(run_seed(seed, out, ["--quick"] if args.quick else []))
+    if not runs:
+        ap.error("give --seeds or --runs")
+    summarise(runs, not args.no_throughput)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Save and load trained CNNs without pickle: weights in safetensors, settings in JSON.
+
+``save_model("out/fold0", ...)`` writes ``out/fold0.safetensors`` (tensors only) and
+``out/fold0.json`` (format tag, config, class count, image shape, the weights' SHA-256 and
+caller metadata). Loading parses the JSON, rebuilds the network from the config and fills it
+from the safetensors file, so a file can never run code; anything that does not match raises
+DataError naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from notsure.errors import ConfigError, DataError
+from notsure.io.atomic import atomic_path, atomic_write_json
+from notsure.models.cnn import CNNConfig, ConvNet, build_model
+
+FORMAT = "notsure-cnn"
+VERSION = 1
+WEIGHTS_SUFFIX = ".safetensors"
+CONFIG_SUFFIX = ".json"
+
+
+@dataclass
+class StoredModel:
+    """A network loaded from disk with the settings it was saved with."""
+
+    model: ConvNet
+    config: CNNConfig
+    image_shape: tuple[int, int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return self.model.n_classes
+
+
+def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(weights, config) paths for a prefix; a trailing ``.safetensors``/``.json`` is dropped."""
+    path = Path(path)
+    if path.suffix in (WEIGHTS_SUFFIX, CONFIG_SUFFIX):
+        path = path.with_suffix("")
+    return (path.with_name(path.name + WEIGHTS_SUFFIX),
+            path.with_name(path.name + CONFIG_SUFFIX))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(path: str | os.PathLike[str], model: ConvNet, config: CNNConfig, *,
+               image_shape: tuple[int, int], meta: dict[str, Any] | None = None
+               ) -> tuple[Path, Path]:
+    """Write ``model`` as ``<path>.safetensors`` + ``<path>.json`` atomically; return both paths.
+
+    ``meta`` (JSON-ready: class names, fold, seed, training history...) is stored verbatim.
+    The JSON is written last, so a complete JSON always names complete weights.
+    """
+    weights_path, config_path = model_paths(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(weights_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    atomic_write_json(config_path, {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "n_classes": model.n_classes,
+        "image_shape": [int(s) for s in image_shape],
+        "weights": weights_path.name,
+        "weights_sha256": _sha256(weights_path),
+        "meta": meta or {},
+    })
+    return weights_path, config_path
+
+
+def _read_header(config_path: Path) -> dict[str, Any]:
+    if not config_path.is_file():
+        raise DataError(f"{config_path}: model settings file not found (expected the .json "
+                        f"written beside the .safetensors weights by save_model)")
+    try:
+        header = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{config_path}: not a notsure model settings file (invalid JSON: "
+                        f"{exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise DataError(f"{config_path}: not a notsure model settings file "
+                        f"(expected \"format\": \"{FORMAT}\")")
+    if header.get("version") != VERSION:
+        raise DataError(f"{config_path}: model file version {header.get('version')!r} is not "
+                        f"supported (expected {VERSION})")
+    missing = [k for k in ("config", "n_classes", "image_shape", "weights_sha256")
+               if k not in header]
+    if missing:
+        raise DataError(f"{config_path}: missing keys {missing}")
+    return header
+
+
+def load_model(path: str | os.PathLike[str]) -> StoredModel:
+    """Load a model written by ``save_model`` (prefix, or either file's path); never unpickles.
+
+    Raises DataError if a file is missing, not ours, altered since saving, or holds tensors whose
+    names or shapes do not fit the saved config; ConfigError if the config itself is invalid.
+    """
+    weights_path, config_path = model_paths(path)
+    header = _read_header(config_path)
+    try:
+        config = CNNConfig.from_dict(header["config"])
+        n_classes = int(header["n_classes"])
+        image_shape = tuple(int(s) for s in header["image_shape"])
+        model = build_model(config, n_classes)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{config_path}: invalid model settings: {exc}") from exc
+    if len(image_shape) != 2 or min(image_shape) < 1:
+        raise DataError(f"{config_path}: image_shape {header['image_shape']} is not (H, W)")
+    if not weights_path.is_file():
+        raise DataError(f"{weights_path}: model weights file not found")
+    if _sha256(weights_path) != header["weights_sha256"]:
+        raise DataError(f"{weights_path}: weights do not match {config_path.name} (SHA-256 "
+                        f"differs): the files were altered or come from different saves")
+    try:
+        tensors = load_file(str(weights_path))
+    except Exception as exc:  # safetensors raises its own error types for malformed headers
+        raise DataError(f"{weights_path}: not a safetensors file ({exc})") from exc
+    _check_tensors(weights_path, tensors, model.state_dict())
+    model.load_state_dict(tensors, strict=True)
+    model.eval()
+    return StoredModel(model=model, config=config, image_shape=(image_shape[0], image_shape[1]),
+                       meta=dict(header.get("meta") or {}))
+
+
+def _check_tensors(path: Path, got: dict[str, torch.Tensor],
+                   want: dict[str, torch.Tensor]) -> None:
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    wrong = [f"{k}: {tuple(got[k].shape)} != {tuple(v.shape)}"
+             for k, v in want.items() if k in got and got[k].shape != v.shape]
+    if missing or extra or wrong:
+        raise DataError(f"{path}: tensors do not fit the saved config; missing {missing[:5]}, "
+                        f"unexpected {extra[:5]}, wrong shapes {wrong[:5]}")
