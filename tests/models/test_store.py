@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from notsure.errors import ConfigError, DataError, NotsureError
+from notsure.io.hashing import sha256_file
 from notsure.models import CNNConfig, build_model, predict_logits
-from notsure.models.store import _sha256, load_model, model_paths, save_model
+from notsure.models.store import load_model, model_paths, save_model
 
 
 @pytest.fixture()
@@ -49,7 +50,7 @@ def test_pickled_weights_are_refused_without_unpickling(saved):
 
     torch.save({"state": model.state_dict(), "boom": Boom()}, weights)
     header = json.loads(settings.read_text())
-    header["weights_sha256"] = _sha256(weights)  # even with a matching checksum
+    header["weights_sha256"] = sha256_file(weights)  # even with a matching checksum
     settings.write_text(json.dumps(header))
     with pytest.raises(DataError, match="not a safetensors file"):
         load_model(prefix)

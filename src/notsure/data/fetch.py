@@ -8,7 +8,6 @@ decompressed content matches the published one, so a bad mirror never leaves a f
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import math
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 from notsure.data.mnist import GZ_SUFFIX, RAW_NAMES, SHA256_GZ, SHA256_RAW
 from notsure.errors import FetchError
 from notsure.io.atomic import atomic_path
+from notsure.io.hashing import sha256_stream
 from notsure.io.progress import progress, say
 
 ENV_DATA_DIR = "NOTSURE_DATA_DIR"
@@ -73,13 +73,6 @@ def ensure_mnist(quiet: bool = False) -> Path:
     return fetch_mnist(folder, quiet=quiet)
 
 
-def _sha256_stream(fh) -> str:
-    h = hashlib.sha256()
-    for chunk in iter(lambda: fh.read(_CHUNK * 16), b""):
-        h.update(chunk)
-    return h.hexdigest()
-
-
 def check_mnist_file(path: Path, raw_name: str, *, gzipped: bool | None = None) -> str | None:
     """``None`` if ``path`` holds the published content of ``raw_name``, else a short reason.
 
@@ -93,13 +86,13 @@ def check_mnist_file(path: Path, raw_name: str, *, gzipped: bool | None = None) 
     try:
         if gzipped:
             with open(path, "rb") as fh:
-                if _sha256_stream(fh) == SHA256_GZ[raw_name + GZ_SUFFIX]:
+                if sha256_stream(fh) == SHA256_GZ[raw_name + GZ_SUFFIX]:
                     return None
             with gzip.open(path, "rb") as fh:
-                got = _sha256_stream(fh)
+                got = sha256_stream(fh)
         else:
             with open(path, "rb") as fh:
-                got = _sha256_stream(fh)
+                got = sha256_stream(fh)
     except EOFError:
         return "gzip stream is truncated"
     except (gzip.BadGzipFile, zlib.error) as exc:

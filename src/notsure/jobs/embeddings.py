@@ -9,7 +9,6 @@ distances, baseline on the same folds -> report, tables, ``metrics.json``.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from notsure.data.fetch import data_dir
 from notsure.data.pickles import dataset_from_embeddings, safe_unpickle
 from notsure.data.splits import KFoldPlan, stratified_kfold
 from notsure.errors import ConfigError
+from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
 
@@ -137,14 +137,6 @@ def load_embeddings(path: Path, dim: int | None = None) -> tuple[Dataset, Integr
     return dataset_from_embeddings(report.clean, path), report
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def statistics(ds: Dataset) -> dict[str, Any]:
     """Counts, imbalance, images per subject and vector norms of the dataset."""
     norms, eta2 = embedding_stats.norm_rows(ds.x, ds.y, ds.class_names)
@@ -229,7 +221,7 @@ def run_embeddings(config: EmbeddingsConfig, argv: list[str] | None = None) -> P
     # Input is read and the folds drawn before the run folder exists: bad input writes nothing.
     t0 = time.perf_counter()
     ds, integrity = load_embeddings(path, config.dim)
-    sha = _sha256(path)
+    sha = sha256_file(path)
     t_load = time.perf_counter() - t0
     say(f"loaded {len(ds):,} vectors of length {ds.shape[0]} in {ds.n_classes} syndromes, "
         f"{len(np.unique(ds.groups)):,} subjects from {path} "

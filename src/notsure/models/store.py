@@ -9,7 +9,6 @@ DataError naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
+from notsure.io.hashing import sha256_file
 from notsure.models.cnn import CNNConfig, ConvNet, build_model
 
 FORMAT = "notsure-cnn"
@@ -52,14 +52,6 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
             path.with_name(path.name + CONFIG_SUFFIX))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_model(path: str | os.PathLike[str], model: ConvNet, config: CNNConfig, *,
                image_shape: tuple[int, int], meta: dict[str, Any] | None = None
                ) -> tuple[Path, Path]:
@@ -79,7 +71,7 @@ def save_model(path: str | os.PathLike[str], model: ConvNet, config: CNNConfig, 
         "n_classes": model.n_classes,
         "image_shape": [int(s) for s in image_shape],
         "weights": weights_path.name,
-        "weights_sha256": _sha256(weights_path),
+        "weights_sha256": sha256_file(weights_path),
         "meta": meta or {},
     })
     return weights_path, config_path
@@ -126,7 +118,7 @@ def load_model(path: str | os.PathLike[str]) -> StoredModel:
         raise DataError(f"{config_path}: image_shape {header['image_shape']} is not (H, W)")
     if not weights_path.is_file():
         raise DataError(f"{weights_path}: model weights file not found")
-    if _sha256(weights_path) != header["weights_sha256"]:
+    if sha256_file(weights_path) != header["weights_sha256"]:
         raise DataError(f"{weights_path}: weights do not match {config_path.name} (SHA-256 "
                         f"differs): the files were altered or come from different saves")
     try:
