@@ -103,6 +103,11 @@ def write_outputs(run: RunFolder, r: SelectiveResult) -> None:
     write_report(run, r)
 
 
+def _n(k: int, one: str, many: str) -> str:
+    """``1 false positive``, ``3 false positives``."""
+    return f"{fmt.count(k)} {one if k == 1 else many}"
+
+
 def _discussion(r: SelectiveResult) -> list[str]:
     """Sentences that state what the numbers show."""
     names, target = r.dataset.class_names, r.config.target_fpr
@@ -126,15 +131,17 @@ def _discussion(r: SelectiveResult) -> list[str]:
         f"{fmt.count(a['n_not_sure'])} of {fmt.count(a['n'])} test images are `not_sure`. "
         f"Of the {fmt.count(int(wrong.sum()))} images the ensemble would have got wrong, "
         f"{fmt.count(int((wrong & abstained).sum()))} are now `not_sure` and "
-        f"{fmt.count(int((wrong & ~abstained).sum()))} remain errors; the price is "
-        f"{fmt.count(int((~wrong & abstained).sum()))} correct answers given up.",
+        f"{_n(int((wrong & ~abstained).sum()), 'remains an error', 'remain errors')}; the price is "
+        f"{_n(int((~wrong & abstained).sum()), 'correct answer', 'correct answers')} given up.",
         (f"All {len(names)} classes are at or below the target on the test set; the largest "
          f"test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
-         f"{int(a['fp'][worst])} false positives among {fmt.count(n_neg)} negatives)."
+         f"{_n(int(a['fp'][worst]), 'false positive', 'false positives')} among "
+         f"{fmt.count(n_neg)} negatives)."
          if not over_a else
          f"{len(over_a)} classes exceed the target on the test set ({', '.join(over_a)}); the "
          f"largest test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
-         f"{int(a['fp'][worst])} false positives among {fmt.count(n_neg)} negatives)."),
+         f"{_n(int(a['fp'][worst]), 'false positive', 'false positives')} among "
+         f"{fmt.count(n_neg)} negatives)."),
         f"Selective accuracy on the answered images is {fmt.pct(a['selective_accuracy'], 3)}; "
         f"the lowest class TPR after abstention is {fmt.pct(np.nanmin(a['tpr']))} (class "
         f"{names[int(np.nanargmin(a['tpr']))]}), the highest "
@@ -285,7 +292,7 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     rep.figure(curves_figure(
         [{"x": rc.coverage[ok], "y": rc.risk[ok], "label": "ensemble, margin above threshold"},
          {"x": [op["coverage"]], "y": [1 - op["selective_accuracy"]], "label": "operating point",
-          "linestyle": "none"}],
+          "linestyle": "none", "marker": "o"}],
         xlabel="coverage", ylabel="selective risk (error rate on answered)", logy=False,
         title="Risk-coverage curve on the test set"), "figures/risk_coverage.png",
         f"Answering in order of margin above the class threshold; AURC {fmt.num(r.aurc)}.")

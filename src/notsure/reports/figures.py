@@ -128,7 +128,7 @@ def curves_figure(
     logy: bool = False,
 ) -> Figure:
     """Line plots, each series a dict with ``x``, ``y``, ``label`` and optional ``band_lo`` /
-    ``band_hi`` (a shaded spread, e.g. across folds) and ``linestyle``.
+    ``band_hi`` (a shaded spread, e.g. across folds), ``linestyle`` and ``marker``.
 
     ``diagonal`` draws the chance line y = x (for ROC curves).
     """
@@ -140,7 +140,7 @@ def curves_figure(
                 f"series {n} ({s.get('label')!r}): x {x.shape} and y {y.shape} must be equal 1-D"
             )
         (line,) = ax.plot(x, y, label=s.get("label"), linestyle=s.get("linestyle", "-"),
-                          linewidth=1.6)
+                          marker=s.get("marker"), linewidth=1.6)
         if s.get("band_lo") is not None and s.get("band_hi") is not None:
             lo = np.asarray(s["band_lo"], dtype=float)
             hi = np.asarray(s["band_hi"], dtype=float)
