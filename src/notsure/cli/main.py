@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "notsure.cli.selective_cmd",
     "notsure.cli.embeddings_cmd",
     "notsure.cli.compare_cmd",
+    "notsure.cli.ambiguous_cmd",
 )
 
 EXIT_USAGE = 2

@@ -175,8 +175,8 @@ class RunFolder:
 
 
 def _csv_cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return repr(value) if value == value else ""
+    if isinstance(value, float):  # NumPy floats too: write the plain number, NaN as empty
+        return repr(float(value)) if value == value else ""
     if hasattr(value, "item"):
         return _csv_cell(value.item())
     return "" if value is None else value

@@ -1,0 +1,62 @@
+"""``notsure ambiguous``."""
+
+from __future__ import annotations
+
+import argparse
+
+from notsure.cli.main import common_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ambiguous", parents=[common_options()],
+        help="rank the images a model gets confidently wrong, is least sure of, or that look "
+             "mislabelled",
+        description="Score every image of the official test set (MNIST t10k by default) with "
+                    "models that never trained on it, rank the most confidently wrong, the "
+                    "least confident and suspected label errors (confident learning), save "
+                    "each listed image as imgs/<index>.png and write a report.")
+    p.add_argument("--run", metavar="RUN_DIR",
+                   help="selective run whose models score the images (its ensemble for its "
+                        "test split, out-of-fold models for its training pool); without it, "
+                        "models are cross-fitted here")
+    p.add_argument("--split", action="store_true",
+                   help="analyse the run's own test split instead of the official test set")
+    p.add_argument("--data", help="without --run: image dataset to cross-fit on (default MNIST)")
+    p.add_argument("--format", help="format of --data if detection is not enough")
+    p.add_argument("--out", help="run folder (default runs/ambiguous-<timestamp>)")
+    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
+    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds without --run")
+    p.add_argument("--quick", action="store_true", help="quick CNN preset when cross-fitting")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--top", type=int, default=20,
+                   help="least-confident images listed, and images per gallery")
+    p.add_argument("--rank-by", choices=("self_confidence", "margin"),
+                   default="self_confidence",
+                   help="order of suspected label errors: probability of the given label "
+                        "(lowest first) or p(predicted) - p(given) (largest first)")
+    p.add_argument("--write-exclusions", metavar="FILE",
+                   help="write the suspected label errors as id,given_label,suggested_label")
+    p.add_argument("--measure-exclusion", action="store_true",
+                   help="also run the quick selective job with and without the suspected "
+                        "images in training and report both (slow)")
+    p.add_argument("--test-per-class", type=int, default=1000,
+                   help="test images per class of --measure-exclusion without --run")
+    p.add_argument("--target-fpr", type=float, default=0.00015,
+                   help="target FPR of --measure-exclusion without --run")
+    p.add_argument("--delta", type=float, default=0.05,
+                   help="delta of --measure-exclusion without --run")
+    p.set_defaults(func=_ambiguous)
+
+
+def _ambiguous(args: argparse.Namespace) -> int:
+    from notsure.jobs.ambiguous import AmbiguousConfig, run_ambiguous
+
+    config = AmbiguousConfig(
+        run=args.run, split=args.split, data=args.data, format=args.format, out=args.out,
+        seed=args.seed, folds=args.folds, quick=args.quick, epochs=args.epochs, top=args.top,
+        rank_by=args.rank_by, write_exclusions=args.write_exclusions,
+        measure_exclusion=args.measure_exclusion, test_per_class=args.test_per_class,
+        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet)
+    print(run_ambiguous(config, argv=args.argv))
+    return 0

@@ -1,0 +1,260 @@
+"""The ambiguity job on small generated images with planted label flips, its leakage guarantee,
+its outputs, exclusion files and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.special import softmax
+from test_selective import make_images
+
+from notsure.cli.main import main
+from notsure.data import load
+from notsure.data.exclusions import (
+    apply_exclusions,
+    read_exclusions,
+    write_exclusions,
+)
+from notsure.data.splits import load_split
+from notsure.errors import DataError
+from notsure.jobs.ambiguous import count_out_of_sample, scores_from_run
+from notsure.jobs.predictor import SelectivePredictor
+from notsure.models.predict import predict_logits
+
+N_FLIPS = 10
+TINY = ["--quick", "--quiet", "--folds", "2", "--epochs", "2"]
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def flipped_npz(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """Bars images, train and test parts; ``N_FLIPS`` test labels flipped (test positions)."""
+    x, y = make_images(200, seed=4)
+    order = np.random.default_rng(5).permutation(len(x))
+    a, b = order[:300], order[300:]
+    y_test = y[b].copy()
+    rng = np.random.default_rng(6)
+    flips = np.sort(rng.choice(len(b), N_FLIPS, replace=False))
+    y_test[flips] = (y_test[flips] + rng.integers(1, 3, N_FLIPS)) % 3
+    path = tmp_path_factory.mktemp("data") / "flipped.npz"
+    np.savez(path, x_train=x[a], y_train=y[a], x_test=x[b], y_test=y_test)
+    return path, flips
+
+
+@pytest.fixture(scope="module")
+def cross_fit_run(flipped_npz, tmp_path_factory) -> Path:
+    path, _ = flipped_npz
+    out = tmp_path_factory.mktemp("runs") / "amb"
+    excl = out.parent / "exclusions.csv"
+    code = main(["ambiguous", "--data", str(path), "--out", str(out), *TINY,
+                 "--write-exclusions", str(excl), "--top", "15"])
+    assert code == 0
+    return out
+
+
+@pytest.mark.slow
+def test_planted_flips_top_the_suspected_list(cross_fit_run, flipped_npz):
+    _, flips = flipped_npz
+    rows = read_csv(cross_fit_run / "suspected_label_errors.csv")
+    top = [int(r["index"]) for r in rows[:10]]
+    # At least 8 of the 10 flips are found, and they fill at least 80% of the top 10.
+    assert np.isin(flips, top).sum() >= 8
+    assert np.isin(top, flips).mean() >= 0.8
+    # Ranked by the probability of the given label, lowest first.
+    p_given = [float(r["p_given"]) for r in rows]
+    assert p_given == sorted(p_given)
+    assert all(r["score_source"] == "out_of_fold" for r in rows)
+
+
+@pytest.mark.slow
+def test_rankings_and_images(cross_fit_run, flipped_npz):
+    path, _ = flipped_npz
+    with np.load(path) as npz:
+        x_test, y_test = npz["x_test"], npz["y_test"]
+    wrong = read_csv(cross_fit_run / "most_confident_wrong.csv")
+    least = read_csv(cross_fit_run / "least_confident.csv")
+    assert len(least) == 15
+    conf = [float(r["confidence"]) for r in wrong]
+    assert conf == sorted(conf, reverse=True)
+    assert all(r["given_label"] != r["predicted_label"] for r in wrong)
+    margins = [float(r["margin"]) for r in least]
+    assert margins == sorted(margins)
+    listed = set()
+    for name in ("most_confident_wrong", "least_confident", "suspected_label_errors"):
+        for r in read_csv(cross_fit_run / f"{name}.csv"):
+            i = int(r["index"])
+            assert r["id"] == f"test/{i}"
+            assert int(r["given_label"]) == y_test[i]
+            listed.add(i)
+    names = {p.name for p in (cross_fit_run / "imgs").iterdir()}
+    assert names == {f"{i}.png" for i in listed}
+    for i in list(listed)[:5]:
+        img = np.asarray(Image.open(cross_fit_run / "imgs" / f"{i}.png"))
+        assert img.shape == (28 * 4, 28 * 4)
+        np.testing.assert_array_equal(img[::4, ::4], x_test[i])
+    report = (cross_fit_run / "report.md").read_text()
+    assert "Suspected label errors" in report and "gallery/" in report
+    manifest = json.loads((cross_fit_run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and "leakage_check" in manifest["timings_s"]
+
+
+@pytest.mark.slow
+def test_exclusion_file_round_trips_through_the_data_layer(cross_fit_run, flipped_npz):
+    path, flips = flipped_npz
+    table = read_exclusions(cross_fit_run.parent / "exclusions.csv")
+    suspects = read_csv(cross_fit_run / "suspected_label_errors.csv")
+    assert table.ids.tolist() == [r["id"] for r in suspects]
+    ds = load(path)
+    dropped = apply_exclusions(ds, table, "drop")
+    assert len(dropped) == len(ds) - len(table)
+    assert not set(dropped.ids) & set(table.ids)
+    relabelled = apply_exclusions(ds, table, "relabel")
+    at = np.flatnonzero(np.isin(ds.ids, table.ids))
+    planted = np.isin(ds.ids[at], [f"test/{i}" for i in flips])
+    with np.load(path) as npz:
+        truth = np.concatenate([npz["y_train"], make_truth(npz, flips)])
+    # Relabelling restores the true label of every planted flip it lists.
+    names = np.asarray(ds.class_names)
+    assert np.all(names[relabelled.y[at[planted]]].astype(int) == truth[at[planted]])
+
+
+def make_truth(npz, flips: np.ndarray) -> np.ndarray:
+    """The unflipped test labels, rebuilt with the same draws as the fixture."""
+    y_test = npz["y_test"].copy()
+    rng = np.random.default_rng(6)
+    rng.choice(len(y_test), N_FLIPS, replace=False)
+    shift = rng.integers(1, 3, N_FLIPS)
+    y_test[flips] = (y_test[flips] - shift) % 3
+    return y_test
+
+
+@pytest.fixture(scope="module")
+def selective_run(flipped_npz, tmp_path_factory) -> Path:
+    path, _ = flipped_npz
+    out = tmp_path_factory.mktemp("runs") / "sel"
+    assert main(["selective", "--data", str(path), "--out", str(out), *TINY,
+                 "--test-per-class", "40", "--target-fpr", "0.02", "--delta", "0.1"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_run_scores_come_only_from_models_that_never_saw_the_image(selective_run, flipped_npz):
+    path, _ = flipped_npz
+    ds = load(path)
+    split = load_split(selective_run / "split.json", len(ds))
+    folds = json.loads((selective_run / "folds.json").read_text())
+    fold_of = dict(zip(folds["positions"], folds["fold"], strict=True))
+    scores, _ = scores_from_run(selective_run, ds, analyse_split=False, quiet=True)
+    assert count_out_of_sample(scores) == 300
+    assert set(scores.source) == {"ensemble", "out_of_fold"}
+    predictor = SelectivePredictor.load(selective_run)
+    for row, pos in enumerate(scores.positions):
+        assert ds.ids[pos].startswith("test/")
+        if scores.source[row] == "ensemble":
+            assert pos in split.test and pos not in fold_of
+        else:
+            k = fold_of[pos]  # the fold that held the image out ...
+            assert scores.scorer[row] == k
+            # ... and its model trained on every other pool image, never this one.
+            assert pos not in [p for p, f in fold_of.items() if f != k]
+    # The stored scores are those models' outputs on these images.
+    oof = scores.source == "out_of_fold"
+    rows = np.flatnonzero(oof)[:20]
+    for row in rows:
+        model = predictor.models[scores.scorer[row]]
+        logits = predict_logits(model, ds.x[scores.positions[row]][None],
+                                precision=predictor.precision)
+        np.testing.assert_allclose(softmax(logits[0]), scores.probs[row], atol=2e-2)
+    # A planted leak is caught.
+    scores.trained_on[int(scores.scorer[rows[0]])] = np.append(
+        scores.trained_on[int(scores.scorer[rows[0]])], scores.positions[rows[0]])
+    with pytest.raises(DataError, match="training data"):
+        count_out_of_sample(scores)
+
+
+@pytest.mark.slow
+def test_run_without_scores_file_recomputes_the_same_scores(selective_run, flipped_npz, tmp_path):
+    ds = load(flipped_npz[0])
+    copy = tmp_path / "run"
+    shutil.copytree(selective_run, copy)
+    (copy / "scores.npz").unlink()
+    stored, _ = scores_from_run(selective_run, ds, analyse_split=True, quiet=True)
+    again, _ = scores_from_run(copy, ds, analyse_split=True, quiet=True)
+    np.testing.assert_array_equal(stored.positions, again.positions)
+    np.testing.assert_allclose(stored.probs, again.probs, atol=1e-5)
+    assert set(stored.source) == {"ensemble"}
+
+
+@pytest.mark.slow
+def test_cli_with_run_writes_sources_and_measures_exclusion(selective_run, tmp_path):
+    out = tmp_path / "amb"
+    code = main(["ambiguous", "--run", str(selective_run), "--out", str(out), "--quiet",
+                 "--measure-exclusion", "--epochs", "1"])
+    assert code == 0
+    sources = {r["score_source"] for name in ("least_confident", "most_confident_wrong")
+               for r in read_csv(out / f"{name}.csv")}
+    assert sources <= {"ensemble", "out_of_fold"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["out_of_sample_checked"] == 300
+    e = summary["exclusion"]
+    for name in ("all_labels", "without_suspected"):
+        sub = Path(e[name]["run"])
+        assert json.loads((sub / "manifest.json").read_text())["status"] == "complete"
+        assert e[name]["n_test"] == 120
+    assert e["all_labels"]["n_train"] - e["without_suspected"]["n_train"] == \
+        e["dropped_from_training"]
+    split_a = json.loads((Path(e["all_labels"]["run"]) / "split.json").read_text())
+    assert len(split_a["test"]) == 120
+
+
+def test_not_a_run_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["ambiguous", "--run", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a selective run folder" in err[0]
+    assert not out.exists()
+    assert main(["ambiguous", "--split", "--out", str(out)]) == 2
+    assert "--run" in capsys.readouterr().err
+
+
+def test_exclusion_reader_and_applier(tmp_path):
+    x, y = make_images(4)
+    path = tmp_path / "d.npz"
+    np.savez(path, x=x, y=y)
+    ds = load(path)
+    excl = write_exclusions(tmp_path / "e.csv", ["all/1", "all/5"], ["0", "1"], ["2", "0"])
+    table = read_exclusions(excl)
+    assert table.ids.tolist() == ["all/1", "all/5"]
+    dropped = apply_exclusions(ds, table)
+    assert dropped.ids.tolist() == [i for i in ds.ids.tolist() if i not in ("all/1", "all/5")]
+    relabelled = apply_exclusions(ds, table, "relabel")
+    assert relabelled.y[[1, 5]].tolist() == [2, 0]
+    assert np.array_equal(np.delete(relabelled.y, [1, 5]), np.delete(ds.y, [1, 5]))
+    assert relabelled.fingerprint != ds.fingerprint
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\n")
+    with pytest.raises(DataError, match="line 1"):
+        read_exclusions(bad)
+    bad.write_text("id,given_label,suggested_label\nall/1,0,2\nall/1,0,1\n")
+    with pytest.raises(DataError, match="line 3.*twice"):
+        read_exclusions(bad)
+    bad.write_text("id,given_label,suggested_label\nall/999,0,2\n")
+    with pytest.raises(DataError, match="line 2.*all/999"):
+        apply_exclusions(ds, read_exclusions(bad))
+    bad.write_text("id,given_label,suggested_label\nall/1,2,0\n")
+    with pytest.raises(DataError, match="line 2.*label"):
+        apply_exclusions(ds, read_exclusions(bad))
+    bad.write_text("id,given_label,suggested_label\nall/1,0,7\n")
+    with pytest.raises(DataError, match="suggested label"):
+        apply_exclusions(ds, read_exclusions(bad), "relabel")
