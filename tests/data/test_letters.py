@@ -10,7 +10,7 @@ import pytest
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from notsure.cli.compare_cmd import run_make_letters
+from notsure.cli.data_cmd import run_make_letters
 from notsure.data import load
 from notsure.data.letters import CLASSES, class_counts, make_letters, save_letters
 from notsure.errors import ConfigError
