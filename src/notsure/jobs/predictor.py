@@ -83,7 +83,7 @@ class SelectivePredictor:
         files = []
         for k, (model, config) in enumerate(zip(self.models, configs, strict=True)):
             name = f"models/fold{k}"
-            save_model(run.file(name), model, config, image_shape=self.image_shape,
+            save_model(run.path / name, model, config, image_shape=self.image_shape,
                        meta={"fold": k, "class_names": list(self.class_names), **meta})
             run.file(name + ".safetensors")
             run.file(name + ".json")
