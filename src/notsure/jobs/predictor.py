@@ -62,7 +62,7 @@ class SelectivePredictor:
             confidence=self.strategy.confidence(margins, mean),
         )
 
-    def predict(self, x: np.ndarray, *, batch_size: int = 4096, quiet: bool = True) -> Decisions:
+    def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True) -> Decisions:
         """Decisions for raw-pixel images ``x`` of shape ``(N, H, W)``."""
         if x.ndim != 3 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise DataError(
