@@ -107,8 +107,7 @@ class AmbiguousConfig:
 
     def cnn_config(self) -> CNNConfig:
         """The CNN preset for cross-fitting without a run."""
-        base = CNNConfig.quick() if self.quick else CNNConfig.default()
-        return base if self.epochs is None else base.replace(epochs=self.epochs)
+        return CNNConfig.preset(self.quick, epochs=self.epochs)
 
 
 @dataclass

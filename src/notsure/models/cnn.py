@@ -78,6 +78,13 @@ class CNNConfig:
         """The default network trained briefly on a subsample, for ``--quick`` runs."""
         return cls(epochs=3, max_train=16_000)
 
+    @classmethod
+    def preset(cls, quick: bool, **overrides: Any) -> CNNConfig:
+        """``quick()`` or ``default()`` with the settings in ``overrides`` that are not None."""
+        base = cls.quick() if quick else cls.default()
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return base.replace(**changes) if changes else base
+
     def validate(self) -> None:
         """Raise ConfigError naming the first setting out of range."""
         checks = [
