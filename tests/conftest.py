@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _data_dir() -> Path | None:
     env = os.environ.get("NOTSURE_DATA_DIR")
-    if env:
-        return Path(env)
+    if env:  # absolute, so paths built from it stay valid from any folder or symlink
+        return Path(env).expanduser().resolve()
     beside = REPO.parent / "shared" / "data"
     return beside if beside.is_dir() else None
 
