@@ -44,6 +44,7 @@ from notsure.errors import ConfigError, DataError
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.predictor import SelectivePredictor
+from notsure.jobs.selective import SelectiveConfig, _fit_and_evaluate, check_cross_fit_options
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit
 from notsure.models.predict import predict_logits
@@ -93,12 +94,7 @@ class AmbiguousConfig:
         if self.run is not None and (self.data is not None or self.format is not None):
             raise ConfigError("--data/--format are for cross-fitting without a run; a run "
                               "folder already names its dataset")
-        if self.folds < 2:
-            raise ConfigError(f"--folds must be >= 2 (cross-fitting), got {self.folds}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        check_cross_fit_options(self.folds, self.seed, self.epochs)
         if self.write_exclusions is not None:
             target = Path(self.write_exclusions)
             if target.is_dir() or not target.parent.is_dir():
@@ -363,7 +359,6 @@ def measure_exclusion(run: RunFolder, ds: Dataset, excluded: np.ndarray, setting
     """Run the selective job (quick preset, same seed, same locked test split) twice: on every
     label, and with ``excluded`` positions dropped from training. Each lands in its own run
     folder under ``exclusion/``; returns the headline numbers of both."""
-    from notsure.jobs.selective import SelectiveConfig, _fit_and_evaluate
     from notsure.jobs.selective_report import write_outputs
 
     split = stratified_test_split(ds.y, settings["test_per_class"], settings["seed"])

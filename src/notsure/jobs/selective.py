@@ -63,12 +63,7 @@ class SelectiveConfig:
             raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
         if self.test_per_class < 1:
             raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
-        if self.folds < 2:
-            raise ConfigError(f"--folds must be >= 2 (cross-fitting), got {self.folds}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        check_cross_fit_options(self.folds, self.seed, self.epochs)
 
     def cnn_config(self) -> CNNConfig:
         """The CNN preset (``--quick`` or default) with ``--epochs``/``--precision`` applied.
@@ -78,6 +73,16 @@ class SelectiveConfig:
         band, exactly where a 0.00015 FPR threshold has to separate them.
         """
         return CNNConfig.preset(self.quick, epochs=self.epochs, precision=self.precision)
+
+
+def check_cross_fit_options(folds: int, seed: int, epochs: int | None) -> None:
+    """The options every cross-fitting job shares; ConfigError names the one out of range."""
+    if folds < 2:
+        raise ConfigError(f"--folds must be >= 2 (cross-fitting), got {folds}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
 
 
 def load_images(config: SelectiveConfig) -> Dataset:
