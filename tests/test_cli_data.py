@@ -122,3 +122,50 @@ def test_subprocess_exit_code_and_stderr(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert str(missing) in one_error_line(proc.stderr)
     assert proc.stdout == ""
+
+
+def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """One broken file per kind of bad input, with a fragment its error must contain."""
+    import gzip
+    import pickle
+
+    header = "label," + ",".join(f"pixel{i}" for i in range(4))
+    files = {
+        "wrong_columns": ("a.csv", header + "\n1,0,0,0,0\n2,0,0,0\n", "line 3"),
+        "pixel_range": ("b.csv", header + "\n1,0,0,0,0\n2,0,300,0,0\n", "300"),
+        "label_not_int": ("c.csv", header + "\n1.5,0,0,0,0\n", "line 2"),
+        "nan_pixel": ("d.csv", header + "\n1,0,nan,0,0\n", "line 2"),
+        "empty": ("e.csv", "", "empty"),
+    }
+    out = {}
+    for case, (name, text, fragment) in files.items():
+        path = folder / name
+        path.write_text(text)
+        out[case] = (path, fragment)
+    idx = (0x00000803).to_bytes(4, "big") + (2).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2
+    path = folder / "images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx + bytes(8))[:-12])
+    labels = (0x00000801).to_bytes(4, "big") + (2).to_bytes(4, "big") + bytes(2)
+    (folder / "labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    out["truncated_gzip"] = (path, "truncated")
+    path = folder / "bad-magic-idx3-ubyte"
+    path.write_bytes((0x00000804).to_bytes(4, "big") + bytes(12))
+    out["idx_magic"] = (path, "magic")
+    path = folder / "ragged.p"
+    path.write_bytes(pickle.dumps({"s1": {"p1": {"i1": np.zeros(4, np.float32),
+                                                 "i2": np.zeros(3, np.float32)}}}))
+    out["ragged_embeddings"] = (path, "i2")
+    return out
+
+
+@pytest.mark.parametrize("case", ["wrong_columns", "pixel_range", "label_not_int", "nan_pixel",
+                                  "empty", "truncated_gzip", "idx_magic", "ragged_embeddings"])
+def test_bad_input_names_the_place_and_writes_nothing(case: str, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    path, fragment = _bad_files(src)[case]
+    out = tmp_path / "out" / "export.csv"
+    assert main(["data", "export", str(path), "--to", "csv", "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert path.name in line and fragment in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
