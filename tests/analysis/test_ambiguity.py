@@ -7,10 +7,12 @@ import pytest
 from scipy import stats
 
 from notsure.analysis.ambiguity import (
+    class_thresholds,
     confidence,
     confident_learning,
     ensemble_probabilities,
     entropy,
+    label_error_candidates,
     least_confident,
     member_agreement,
     most_confident_wrong,
@@ -106,6 +108,45 @@ def test_confident_learning_matches_brute_force(seed):
         issues, key=lambda i: (-(p[i].max() - p[i, y_noisy[i]]), i))
     # The planted flips dominate the top of the list.
     assert np.isin(cl.issues[:20], flipped).mean() >= 0.8
+
+
+def test_thresholds_from_a_reference_set_judge_a_subset():
+    rng = np.random.default_rng(4)
+    n, c = 600, 3
+    y = rng.integers(0, c, n)
+    p = stats_softmax(2.5 * np.eye(c)[y] + rng.normal(size=(n, c)))
+    reference = class_thresholds(p, y)
+    subset = np.arange(100)
+    cl = confident_learning(p[subset], y[subset], thresholds=reference)
+    whole = confident_learning(p, y)
+    np.testing.assert_allclose(cl.thresholds, whole.thresholds)
+    # Judged by the whole set's thresholds, the subset's flags are the whole set's flags in it.
+    assert sorted(cl.issues.tolist()) == sorted(i for i in whole.issues.tolist() if i < 100)
+    with pytest.raises(ConfigError, match=r"thresholds must have shape \(3,\)"):
+        confident_learning(p, y, thresholds=np.ones(2))
+
+
+def test_label_error_candidates_put_flagged_first_then_every_other_wrong_answer():
+    rng = np.random.default_rng(5)
+    n, c = 500, 4
+    y = rng.integers(0, c, n)
+    p = stats_softmax(3.0 * np.eye(c)[y] + rng.normal(size=(n, c)))
+    flipped = rng.choice(n, 25, replace=False)
+    y_noisy = y.copy()
+    y_noisy[flipped] = (y[flipped] + 1) % c
+    cl = confident_learning(p, y_noisy)
+    order, suggested = label_error_candidates(p, y_noisy, cl)
+    top = p.argmax(axis=1)
+    expected_set = set(cl.issues.tolist()) | set(np.flatnonzero(top != y_noisy).tolist())
+    assert sorted(order.tolist()) == sorted(expected_set)
+    assert order[:len(cl.issues)].tolist() == cl.issues.tolist()
+    rest = order[len(cl.issues):].tolist()
+    assert rest == sorted(rest, key=lambda i: (p[i, y_noisy[i]], i))
+    assert np.all(suggested[cl.issues] == cl.confident_label[cl.issues])
+    assert np.all(suggested[rest] == top[rest])
+    assert np.all(suggested[order] != y_noisy[order])
+    # The planted flips are found: most of them lead the list.
+    assert np.isin(order[:25], flipped).mean() >= 0.8
 
 
 def test_confident_learning_class_without_labels_gets_no_counts():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy.special import softmax
+from sklearn.neighbors import KNeighborsClassifier
 from test_selective import make_images
 
 from notsure.cli.main import main
@@ -23,7 +24,7 @@ from notsure.data.exclusions import (
 )
 from notsure.data.splits import load_split
 from notsure.errors import DataError
-from notsure.jobs.ambiguous import count_out_of_sample, scores_from_run
+from notsure.jobs.ambiguous import count_out_of_sample, knn_opinions, scores_from_run
 from notsure.jobs.predictor import SelectivePredictor
 from notsure.models.predict import predict_logits
 
@@ -70,10 +71,20 @@ def test_planted_flips_top_the_suspected_list(cross_fit_run, flipped_npz):
     # At least 8 of the 10 flips are found, and they fill at least 80% of the top 10.
     assert np.isin(flips, top).sum() >= 8
     assert np.isin(top, flips).mean() >= 0.8
-    # Ranked by the probability of the given label, lowest first.
-    p_given = [float(r["p_given"]) for r in rows]
-    assert p_given == sorted(p_given)
+    # Flagged first, then the other candidates; each part by label quality, lowest first.
+    flagged = [r["cl_flagged"] == "True" for r in rows]
+    assert flagged == sorted(flagged, reverse=True) and any(flagged)
+    for part in (True, False):
+        quality = [float(r["label_quality"]) for r, f in zip(rows, flagged, strict=True)
+                   if f == part]
+        assert quality == sorted(quality)
     assert all(r["score_source"] == "out_of_fold" for r in rows)
+    # Every candidate has a suggested label other than its given one; label quality is the
+    # mean of the two opinions' probabilities of the given label, so it lies between them.
+    for r in rows:
+        assert r["suggested_label"] != r["given_label"]
+        lo, hi = sorted((float(r["p_given"]), float(r["knn_p_given"])))
+        assert lo - 1e-9 <= float(r["label_quality"]) <= hi + 1e-9
 
 
 @pytest.mark.slow
@@ -113,7 +124,11 @@ def test_exclusion_file_round_trips_through_the_data_layer(cross_fit_run, flippe
     path, flips = flipped_npz
     table = read_exclusions(cross_fit_run.parent / "exclusions.csv")
     suspects = read_csv(cross_fit_run / "suspected_label_errors.csv")
-    assert table.ids.tolist() == [r["id"] for r in suspects]
+    # The exclusion file lists exactly the flagged candidates, in rank order; the run folder
+    # holds the same file.
+    assert table.ids.tolist() == [r["id"] for r in suspects if r["cl_flagged"] == "True"]
+    assert (cross_fit_run / "exclusions.csv").read_bytes() == \
+        (cross_fit_run.parent / "exclusions.csv").read_bytes()
     ds = load(path)
     dropped = apply_exclusions(ds, table, "drop")
     assert len(dropped) == len(ds) - len(table)
@@ -154,12 +169,13 @@ def test_run_scores_come_only_from_models_that_never_saw_the_image(selective_run
     split = load_split(selective_run / "split.json", len(ds))
     folds = json.loads((selective_run / "folds.json").read_text())
     fold_of = dict(zip(folds["positions"], folds["fold"], strict=True))
-    scores, _ = scores_from_run(selective_run, ds, analyse_split=False, quiet=True)
-    assert count_out_of_sample(scores) == 300
+    scores, got_split = scores_from_run(selective_run, ds, quiet=True)
+    np.testing.assert_array_equal(got_split.test, split.test)
+    assert sorted(scores.positions.tolist()) == list(range(len(ds)))
+    assert count_out_of_sample(scores) == len(ds)
     assert set(scores.source) == {"ensemble", "out_of_fold"}
     predictor = SelectivePredictor.load(selective_run)
     for row, pos in enumerate(scores.positions):
-        assert ds.ids[pos].startswith("test/")
         if scores.source[row] == "ensemble":
             assert pos in split.test and pos not in fold_of
         else:
@@ -175,6 +191,15 @@ def test_run_scores_come_only_from_models_that_never_saw_the_image(selective_run
         logits = predict_logits(model, ds.x[scores.positions[row]][None],
                                 precision=predictor.precision)
         np.testing.assert_allclose(softmax(logits[0]), scores.probs[row], atol=2e-2)
+    # The k-NN opinion votes among the scorer's own training images, as scikit-learn would.
+    knn = knn_opinions(ds, scores, 5, quiet=True)
+    x = ds.x.reshape(len(ds), -1).astype(np.float64)
+    for row in (*rows[:5], *np.flatnonzero(~oof)[:5]):
+        ref = scores.trained_on[int(scores.scorer[row])]
+        assert scores.positions[row] not in ref
+        clf = KNeighborsClassifier(5, metric="cosine", algorithm="brute").fit(x[ref], ds.y[ref])
+        np.testing.assert_allclose(knn[row, clf.classes_],
+                                   clf.predict_proba(x[scores.positions[row]][None])[0])
     # A planted leak is caught.
     scores.trained_on[int(scores.scorer[rows[0]])] = np.append(
         scores.trained_on[int(scores.scorer[rows[0]])], scores.positions[rows[0]])
@@ -188,33 +213,49 @@ def test_run_without_scores_file_recomputes_the_same_scores(selective_run, flipp
     copy = tmp_path / "run"
     shutil.copytree(selective_run, copy)
     (copy / "scores.npz").unlink()
-    stored, _ = scores_from_run(selective_run, ds, analyse_split=True, quiet=True)
-    again, _ = scores_from_run(copy, ds, analyse_split=True, quiet=True)
+    stored, _ = scores_from_run(selective_run, ds, quiet=True)
+    again, _ = scores_from_run(copy, ds, quiet=True)
     np.testing.assert_array_equal(stored.positions, again.positions)
+    np.testing.assert_array_equal(stored.source, again.source)
     np.testing.assert_allclose(stored.probs, again.probs, atol=1e-5)
-    assert set(stored.source) == {"ensemble"}
 
 
 @pytest.mark.slow
-def test_cli_with_run_writes_sources_and_measures_exclusion(selective_run, tmp_path):
+def test_cli_with_run_analyses_each_scope_and_measures_exclusion(selective_run, flipped_npz,
+                                                                 tmp_path):
+    ds = load(flipped_npz[0])
+    split = load_split(selective_run / "split.json", len(ds))
     out = tmp_path / "amb"
     code = main(["ambiguous", "--run", str(selective_run), "--out", str(out), "--quiet",
-                 "--measure-exclusion", "--epochs", "1"])
+                 "--all", "--measure-exclusion", "--epochs", "1"])
     assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == summary["n_scored"] == summary["out_of_sample_checked"] == len(ds)
     sources = {r["score_source"] for name in ("least_confident", "most_confident_wrong")
                for r in read_csv(out / f"{name}.csv")}
     assert sources <= {"ensemble", "out_of_fold"}
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["out_of_sample_checked"] == 300
+    flagged = read_exclusions(out / "exclusions.csv")
+    assert summary["n_flagged_label_errors"] == len(flagged) > 0
     e = summary["exclusion"]
-    for name in ("all_labels", "without_suspected"):
-        sub = Path(e[name]["run"])
-        assert json.loads((sub / "manifest.json").read_text())["status"] == "complete"
-        assert e[name]["n_test"] == 120
-    assert e["all_labels"]["n_train"] - e["without_suspected"]["n_train"] == \
-        e["dropped_from_training"]
-    split_a = json.loads((Path(e["all_labels"]["run"]) / "split.json").read_text())
-    assert len(split_a["test"]) == 120
+    runs = {name: Path(e[name]["run"]) for name in ("all_labels", "without_suspected")}
+    splits = {name: load_split(run / "split.json") for name, run in runs.items()}
+    for name, run in runs.items():
+        assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+        np.testing.assert_array_equal(splits[name].test, split.test)  # the same locked test
+    in_pool = np.isin(ds.ids[split.train], flagged.ids).sum()
+    assert e["all_labels"]["n_train"] - e["without_suspected"]["n_train"] == in_pool
+    dropped = np.setdiff1d(splits["all_labels"].train, splits["without_suspected"].train)
+    assert sorted(ds.ids[dropped].tolist()) == sorted(set(ds.ids[split.train]) & set(flagged.ids))
+    p = e["paired"]
+    assert p["all_right_only"] + p["without_right_only"] <= len(split.test)
+    assert 0.0 <= p["mcnemar_p"] <= 1.0
+
+    # --split analyses exactly the run's test split.
+    out2 = tmp_path / "amb-split"
+    assert main(["ambiguous", "--run", str(selective_run), "--out", str(out2), "--quiet",
+                 "--split"]) == 0
+    summary = json.loads((out2 / "summary.json").read_text())
+    assert summary["n"] == len(split.test) and summary["scored_by"] == {"ensemble": 120}
 
 
 def test_not_a_run_folder_is_one_line_and_exit_2(tmp_path, capsys):

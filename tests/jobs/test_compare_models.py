@@ -10,10 +10,12 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
+from notsure.errors import ConfigError
 from notsure.models import classical
 from notsure.models.classical import (
     depth_predictions,
     families,
+    neighbor_vote_shares,
     neighbor_votes,
     pixel_features,
     staged_forest_predictions,
@@ -35,6 +37,20 @@ def test_neighbor_votes_match_scikit_learn_for_every_k(data, metric):
     for k in (1, 3, 5, 7, 9):
         ref = KNeighborsClassifier(k, metric=metric, algorithm="brute").fit(x, binary)
         assert np.array_equal(votes[k - 1], ref.predict(xt)), k
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_neighbor_vote_shares_equal_scikit_learn_probabilities(data, metric):
+    x, y, xt, _ = data
+    shares = neighbor_vote_shares(x, y, xt, metric, 7, n_classes=4)
+    ref = KNeighborsClassifier(7, metric=metric, algorithm="brute").fit(x, y)
+    assert shares.shape == (len(xt), 4)
+    assert np.allclose(shares[:, :3], ref.predict_proba(xt))
+    assert np.all(shares[:, 3] == 0)  # a class absent from the reference rows gets no votes
+    with pytest.raises(ConfigError, match="k must lie"):
+        neighbor_vote_shares(x, y, xt, metric, len(x) + 1, n_classes=4)
+    with pytest.raises(ConfigError, match="class indices"):
+        neighbor_vote_shares(x, y, xt, metric, 3, n_classes=2)
 
 
 def test_neighbor_vote_model_predicts_like_its_grid(data):

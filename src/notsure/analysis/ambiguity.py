@@ -91,10 +91,11 @@ def least_confident(p: np.ndarray) -> np.ndarray:
 class ConfidentLearning:
     """Confident-learning estimates: per-class thresholds, confident joint and label issues.
 
-    ``thresholds[j]`` is the mean of ``p[:, j]`` over samples labelled ``j``; ``confident_label``
-    is the most probable class among those whose probability reaches its threshold (-1: none);
-    ``joint[i, j]`` counts samples labelled ``i`` confidently counted as ``j``; ``issues`` are
-    the off-diagonal samples, ranked most suspicious first.
+    ``thresholds[j]`` is the mean of ``p[:, j]`` over samples labelled ``j`` (possibly of a larger
+    reference set, see :func:`class_thresholds`); ``confident_label`` is the most probable class
+    among those whose probability reaches its threshold (-1: none); ``joint[i, j]`` counts
+    samples labelled ``i`` confidently counted as ``j``; ``issues`` are the off-diagonal samples,
+    ranked most suspicious first.
     """
 
     thresholds: np.ndarray  # (C,)
@@ -104,36 +105,73 @@ class ConfidentLearning:
     rank_by: str
 
 
-def confident_learning(p: np.ndarray, y: np.ndarray, *,
+def class_thresholds(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-class confident-learning thresholds: the mean probability of class ``j`` over the
+    samples labelled ``j`` (its expected self-confidence); ``inf`` for a class nobody has."""
+    p = _check_probs(p)
+    y = _check_labels(y, p)
+    c = p.shape[1]
+    counts = np.bincount(y, minlength=c)
+    sums = np.bincount(y, weights=p[np.arange(len(p)), y], minlength=c)
+    # A class nobody is labelled with has no threshold: nothing can be confidently counted as it.
+    return np.divide(sums, counts, out=np.full(c, np.inf), where=counts > 0)
+
+
+def suspicion_order(p: np.ndarray, y: np.ndarray, rows: np.ndarray,
+                    rank_by: str = "self_confidence") -> np.ndarray:
+    """``rows`` most suspicious first: lowest probability of the given label
+    (``"self_confidence"``) or largest ``p[top] - p[given]`` (``"margin"``); ties by position."""
+    if rank_by not in RANK_BY:
+        raise ConfigError(f"rank_by={rank_by!r}: expected one of {RANK_BY}")
+    rows = np.asarray(rows, dtype=np.int64)
+    given = p[rows, y[rows]]
+    key = given if rank_by == "self_confidence" else -(p[rows].max(axis=1) - given)
+    return rows[np.lexsort((rows, key))]
+
+
+def confident_learning(p: np.ndarray, y: np.ndarray, *, thresholds: np.ndarray | None = None,
                        rank_by: str = "self_confidence") -> ConfidentLearning:
     """Suspected label errors by confident learning on out-of-sample probabilities ``p``.
 
-    A sample is suspected when its confident label differs from its given label. They are ranked
-    by the probability of the given label (``"self_confidence"``, lowest first) or by
-    ``p[predicted] - p[given]`` (``"margin"``, largest first). ``p`` must come from models that
-    never trained on the sample, or a memorised wrong label looks right.
+    A sample is suspected when its confident label differs from its given label; issues are
+    ordered by :func:`suspicion_order`. ``thresholds`` default to :func:`class_thresholds` of
+    ``(p, y)``; pass those of a larger out-of-sample set to judge a subset by the whole
+    dataset's standard. ``p`` must come from models that never trained on the sample, or a
+    memorised wrong label looks right.
     """
     if rank_by not in RANK_BY:
         raise ConfigError(f"rank_by={rank_by!r}: expected one of {RANK_BY}")
     p = _check_probs(p)
     y = _check_labels(y, p)
-    n, c = p.shape
-    counts = np.bincount(y, minlength=c)
-    sums = np.zeros(c)
-    np.add.at(sums, y, p[np.arange(n), y])
-    # A class nobody is labelled with has no threshold: nothing can be confidently counted as it.
-    thresholds = np.divide(sums, counts, out=np.full(c, np.inf), where=counts > 0)
+    c = p.shape[1]
+    if thresholds is None:
+        thresholds = class_thresholds(p, y)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if thresholds.shape != (c,):
+        raise ConfigError(f"thresholds must have shape ({c},), got {thresholds.shape}")
     above = p >= thresholds[None, :]
     confident = np.where(above.any(axis=1), np.where(above, p, -np.inf).argmax(axis=1), -1)
     counted = confident >= 0
     joint = np.zeros((c, c), dtype=np.int64)
     np.add.at(joint, (y[counted], confident[counted]), 1)
-    issues = np.flatnonzero(counted & (confident != y))
-    given = p[issues, y[issues]]
-    if rank_by == "self_confidence":
-        key = given
-    else:
-        key = -(p[issues].max(axis=1) - given)
-    issues = issues[np.lexsort((issues, key))]
+    issues = suspicion_order(p, y, np.flatnonzero(counted & (confident != y)), rank_by)
     return ConfidentLearning(thresholds=thresholds, confident_label=confident, joint=joint,
                              issues=issues, rank_by=rank_by)
+
+
+def label_error_candidates(p: np.ndarray, y: np.ndarray,
+                           cl: ConfidentLearning) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample confident learning flags or whose most probable class is not its label:
+    the flagged first (in ``cl.issues`` order), then the rest by :func:`suspicion_order`.
+
+    Returns the ranked positions and the suggested label of every sample (the confident label
+    where one differs from the given label, else the most probable class).
+    """
+    p = _check_probs(p)
+    y = _check_labels(y, p)
+    top = p.argmax(axis=1)
+    flagged = np.zeros(len(p), dtype=bool)
+    flagged[cl.issues] = True
+    rest = suspicion_order(p, y, np.flatnonzero((top != y) & ~flagged), cl.rank_by)
+    suggested = np.where(flagged, cl.confident_label, top)
+    return np.concatenate([cl.issues, rest]), suggested

@@ -12,16 +12,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ambiguous", parents=[common_options()],
         help="rank the images a model gets confidently wrong, is least sure of, or that look "
              "mislabelled",
-        description="Score every image of the official test set (MNIST t10k by default) with "
-                    "models that never trained on it, rank the most confidently wrong, the "
-                    "least confident and suspected label errors (confident learning), save "
-                    "each listed image as imgs/<index>.png and write a report.")
+        description="Score every image with a CNN and a k-NN that never trained on it, rank the "
+                    "official test set's (MNIST t10k by default) most confidently wrong, least "
+                    "confident and suspected label errors (confident learning on both "
+                    "opinions), save each listed image as imgs/<index>.png and write a report.")
     p.add_argument("--run", metavar="RUN_DIR",
                    help="selective run whose models score the images (its ensemble for its "
                         "test split, out-of-fold models for its training pool); without it, "
                         "models are cross-fitted here")
-    p.add_argument("--split", action="store_true",
-                   help="analyse the run's own test split instead of the official test set")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--split", dest="scope", action="store_const", const="split",
+                       help="analyse the run's own test split instead of the official test set")
+    scope.add_argument("--all", dest="scope", action="store_const", const="all",
+                       help="analyse every image (e.g. to find label errors in training data)")
     p.add_argument("--data", help="without --run: image dataset to cross-fit on (default MNIST)")
     p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--out", help="run folder (default runs/ambiguous-<timestamp>)")
@@ -31,15 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--top", type=int, default=20,
                    help="least-confident images listed, and images per gallery")
+    p.add_argument("--knn-k", type=int, default=10,
+                   help="neighbours of the k-NN second opinion (cosine, raw pixels)")
     p.add_argument("--rank-by", choices=("self_confidence", "margin"),
                    default="self_confidence",
                    help="order of suspected label errors: probability of the given label "
                         "(lowest first) or p(predicted) - p(given) (largest first)")
     p.add_argument("--write-exclusions", metavar="FILE",
-                   help="write the suspected label errors as id,given_label,suggested_label")
+                   help="also write the flagged label errors (the run folder always has "
+                        "exclusions.csv) as id,given_label,suggested_label, for `notsure "
+                        "selective --exclusions`")
     p.add_argument("--measure-exclusion", action="store_true",
-                   help="also run the quick selective job with and without the suspected "
-                        "images in training and report both (slow)")
+                   help="also run the quick selective job with and without the flagged "
+                        "images in training and report both, paired on one test split (slow)")
     p.add_argument("--test-per-class", type=int, default=1000,
                    help="test images per class of --measure-exclusion without --run")
     p.add_argument("--target-fpr", type=float, default=0.00015,
@@ -53,9 +60,9 @@ def _ambiguous(args: argparse.Namespace) -> int:
     from notsure.jobs.ambiguous import AmbiguousConfig, run_ambiguous
 
     config = AmbiguousConfig(
-        run=args.run, split=args.split, data=args.data, format=args.format, out=args.out,
+        run=args.run, scope=args.scope or "test", data=args.data, format=args.format, out=args.out,
         seed=args.seed, folds=args.folds, quick=args.quick, epochs=args.epochs, top=args.top,
-        rank_by=args.rank_by, write_exclusions=args.write_exclusions,
+        knn_k=args.knn_k, rank_by=args.rank_by, write_exclusions=args.write_exclusions,
         measure_exclusion=args.measure_exclusion, test_per_class=args.test_per_class,
         target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet)
     print(run_ambiguous(config, argv=args.argv))

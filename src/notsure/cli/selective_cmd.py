@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--precision", choices=("bf16", "fp32"), help="override the preset's precision")
+    p.add_argument("--exclusions", metavar="FILE",
+                   help="CSV id,given_label,suggested_label of suspected label errors (as written "
+                        "by `notsure ambiguous --write-exclusions`): listed training-pool samples "
+                        "are dropped or relabelled; the test split is drawn as without it")
+    p.add_argument("--exclusion-mode", choices=("drop", "relabel"), default="drop",
+                   help="drop the listed training-pool samples, or train and calibrate them with "
+                        "their suggested labels (default drop)")
     p.set_defaults(func=_selective)
 
     q = sub.add_parser("predict", parents=[common_options()],
@@ -49,7 +56,8 @@ def _selective(args: argparse.Namespace) -> int:
         data=args.data, format=args.format, out=args.out, seed=args.seed,
         test_per_class=args.test_per_class, folds=args.folds, target_fpr=args.target_fpr,
         delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
-        precision=args.precision)
+        precision=args.precision, exclusions=args.exclusions,
+        exclusion_mode=args.exclusion_mode)
     path = run_selective(config, argv=args.argv)
     print(path)
     return 0

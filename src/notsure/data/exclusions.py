@@ -76,7 +76,7 @@ def read_exclusions(path: str | os.PathLike[str]) -> ExclusionTable:
     ids, first = np.unique(table[:, 0], return_index=True)
     if len(ids) != len(table):
         dup = np.setdiff1d(np.arange(len(table)), first)[0]
-        raise DataError(f"{path}: line {dup + 2}: id {table[dup, 0]!r} is listed twice")
+        raise DataError(f"{path}: line {dup + 2}: id {str(table[dup, 0])!r} is listed twice")
     return ExclusionTable(ids=table[:, 0], given_label=table[:, 1],
                           suggested_label=table[:, 2], source=str(path))
 
@@ -89,15 +89,16 @@ def locate(ds: Dataset, table: ExclusionTable) -> np.ndarray:
     missing = np.flatnonzero(ds.ids[at] != table.ids)
     if missing.size:
         i = missing[0]
-        raise DataError(f"{table.source}: line {i + 2}: id {table.ids[i]!r} is not in "
+        raise DataError(f"{table.source}: line {i + 2}: id {str(table.ids[i])!r} is not in "
                         f"{ds.source} ({missing.size} ids missing); was the file made for "
                         "another dataset?")
     names = np.asarray(ds.class_names, dtype=str)
     differs = np.flatnonzero(names[ds.y[at]] != table.given_label)
     if differs.size:
         i = differs[0]
+        have, said = str(names[ds.y[at[i]]]), str(table.given_label[i])
         raise DataError(f"{table.source}: line {i + 2}: id {table.ids[i]} has label "
-                        f"{names[ds.y[at[i]]]!r} in {ds.source}, not {table.given_label[i]!r}")
+                        f"{have!r} in {ds.source}, not {said!r}")
     return at
 
 
@@ -114,7 +115,7 @@ def apply_exclusions(ds: Dataset, table: ExclusionTable, mode: Mode = "drop") ->
     if unknown:
         i = unknown[0]
         raise DataError(f"{table.source}: line {i + 2}: suggested label "
-                        f"{table.suggested_label[i]!r} is not a class of {ds.source} "
+                        f"{str(table.suggested_label[i])!r} is not a class of {ds.source} "
                         f"(classes: {', '.join(ds.class_names)})")
     y = ds.y.copy()
     y[at] = [index[s] for s in table.suggested_label]

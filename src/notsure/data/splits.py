@@ -27,7 +27,7 @@ from notsure.errors import ConfigError, DataError
 from notsure.io import RunFolder
 
 SPLIT_FORMAT = "notsure.split/1"
-PARTS = ("train", "test", "calibration")
+PARTS = ("train", "test", "calibration", "excluded")
 _N_EXAMPLES = 5
 
 
@@ -39,12 +39,15 @@ def _empty() -> np.ndarray:
 class Split:
     """Sorted, disjoint int64 sample positions of each part; ``calibration`` may be empty.
 
-    ``not_evaluable`` maps each class kept wholly in training (too small to test) to its count.
+    ``excluded`` holds samples deliberately used nowhere (e.g. suspected label errors dropped from
+    training), so the parts still cover every position exactly once. ``not_evaluable`` maps each
+    class kept wholly in training (too small to test) to its count.
     """
 
     train: np.ndarray
     test: np.ndarray
     calibration: np.ndarray = field(default_factory=_empty)
+    excluded: np.ndarray = field(default_factory=_empty)
     not_evaluable: dict[Hashable, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,7 +65,7 @@ class Split:
             raise ConfigError("split parts overlap: a sample position is in two parts")
 
     def __len__(self) -> int:
-        return len(self.train) + len(self.test) + len(self.calibration)
+        return sum(len(getattr(self, name)) for name in PARTS)
 
     def as_dict(self) -> dict[str, list[int]]:
         """The index lists by part name, as plain Python ints."""

@@ -1,17 +1,21 @@
 """The ambiguity job: the images a classifier gets wrong most confidently, the ones it is least
 sure of, and likely label errors, each scored only by models that never trained on it.
 
-Scores come from a selective run (its ensemble for images in the run's test split, the one fold
-model that held an image out for images in its training pool) or, without a run, from models
-cross-fitted for the purpose on the whole dataset. The analysed set is the official test part
-(MNIST ``t10k``) by default, or the run's own test split with ``--split``.
+Every image of the dataset gets out-of-sample class probabilities from two independent models:
+the CNN (a selective run's ensemble for its test split and the fold model that held an image out
+for its training pool; without a run, CNNs cross-fitted here) and a k-NN vote among the very
+images that CNN was trained on. Rankings of the analysed set (the official test part, MNIST
+``t10k``, by default; ``--split`` the run's test split; ``--all`` every image) use the CNN;
+suspected label errors use confident learning on the mean of the two opinions, with per-class
+thresholds from every image, so a mislabelled image must look like a typical member of another
+class to both models.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +23,12 @@ import numpy as np
 from notsure.analysis.ambiguity import (
     RANK_BY,
     ConfidentLearning,
+    class_thresholds,
     confidence,
     confident_learning,
     ensemble_probabilities,
     entropy,
+    label_error_candidates,
     least_confident,
     member_agreement,
     most_confident_wrong,
@@ -32,19 +38,14 @@ from notsure.data import load
 from notsure.data.dataset import Dataset
 from notsure.data.exclusions import write_exclusions
 from notsure.data.fetch import ensure_mnist
-from notsure.data.splits import (
-    Split,
-    leakage_report,
-    load_split,
-    save_split,
-    stratified_kfold,
-    stratified_test_split,
-)
+from notsure.data.splits import Split, load_split, stratified_kfold
 from notsure.errors import ConfigError, DataError
-from notsure.io.progress import say
+from notsure.io.progress import progress, say
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.predictor import SelectivePredictor
-from notsure.jobs.selective import SelectiveConfig, _fit_and_evaluate, check_cross_fit_options
+from notsure.jobs.selective import SelectiveConfig, check_cross_fit_options, run_selective
+from notsure.metrics import accuracy, mcnemar
+from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit
 from notsure.models.predict import predict_logits
@@ -52,11 +53,16 @@ from notsure.reports.report import png_bytes
 
 #: Id prefixes of a dataset's official test part, analysed by default.
 TEST_PARTS = ("t10k", "test")
+SCOPES = ("test", "split", "all")
 ENSEMBLE, OUT_OF_FOLD = "ensemble", "out_of_fold"
+KNN_METRIC = "cosine"
 COLUMNS = ("rank", "index", "id", "given_label", "predicted_label", "confidence", "margin",
-           "entropy", "p_given", "score_source", "n_members", "member_agreement")
-SUSPECT_COLUMNS = (*COLUMNS[:5], "suggested_label", *COLUMNS[5:])
+           "entropy", "p_given", "knn_label", "knn_p_given", "score_source", "n_members",
+           "member_agreement")
+SUSPECT_COLUMNS = ("rank", "index", "id", "given_label", "suggested_label", "cl_flagged",
+                   "label_quality", *COLUMNS[4:])
 TABLES = ("most_confident_wrong", "least_confident", "suspected_label_errors")
+OPINIONS = ("cnn", "knn", "both")
 IMAGE_SCALE = 4
 
 
@@ -65,7 +71,7 @@ class AmbiguousConfig:
     """Settings of ``notsure ambiguous``; recorded in the run manifest."""
 
     run: str | None = None  # selective run folder whose models score the images
-    split: bool = False  # analyse the run's own test split instead of the official test part
+    scope: str = "test"  # "test": official test part; "split": the run's test split; "all"
     data: str | None = None  # without --run: dataset (default MNIST) to cross-fit models on
     format: str | None = None
     out: str | None = None
@@ -74,6 +80,7 @@ class AmbiguousConfig:
     quick: bool = False
     epochs: int | None = None
     top: int = 20
+    knn_k: int = 10  # neighbours of the k-NN opinion
     rank_by: str = "self_confidence"
     write_exclusions: str | None = None
     measure_exclusion: bool = False
@@ -87,9 +94,13 @@ class AmbiguousConfig:
         """Refuse settings that cannot work before anything is loaded or written."""
         if self.top < 1:
             raise ConfigError(f"--top must be >= 1, got {self.top}")
+        if self.knn_k < 1:
+            raise ConfigError(f"--knn-k must be >= 1, got {self.knn_k}")
         if self.rank_by not in RANK_BY:
             raise ConfigError(f"--rank-by must be one of {RANK_BY}, got {self.rank_by!r}")
-        if self.split and self.run is None:
+        if self.scope not in SCOPES:
+            raise ConfigError(f"scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.scope == "split" and self.run is None:
             raise ConfigError("--split analyses a run's test split: give --run RUN_DIR too")
         if self.run is not None and (self.data is not None or self.format is not None):
             raise ConfigError("--data/--format are for cross-fitting without a run; a run "
@@ -108,15 +119,30 @@ class AmbiguousConfig:
 
 @dataclass
 class Scores:
-    """Out-of-sample scores of the analysed images and which model produced each."""
+    """Out-of-sample scores of images and which model produced each."""
 
-    positions: np.ndarray  # (M,) dataset positions analysed
-    probs: np.ndarray  # (M, C) class probabilities (mean of members' softmax)
+    positions: np.ndarray  # (M,) dataset positions scored
+    probs: np.ndarray  # (M, C) CNN class probabilities (mean of members' softmax)
     source: np.ndarray  # (M,) ENSEMBLE or OUT_OF_FOLD
     scorer: np.ndarray  # (M,) fold model that scored the row; -1: the whole ensemble
     n_members: np.ndarray  # (M,)
     agreement: np.ndarray  # (M,) share of members on the predicted class; NaN for one member
     trained_on: dict[int, np.ndarray]  # scorer -> dataset positions it was trained on
+    knn: np.ndarray | None = None  # (M, C) k-NN vote shares among the scorer's training images
+
+    def take(self, rows: np.ndarray) -> Scores:
+        """The scores of ``rows`` only (same models, same training sets)."""
+        return replace(self, positions=self.positions[rows], probs=self.probs[rows],
+                       source=self.source[rows], scorer=self.scorer[rows],
+                       n_members=self.n_members[rows], agreement=self.agreement[rows],
+                       knn=None if self.knn is None else self.knn[rows])
+
+    @property
+    def both(self) -> np.ndarray:
+        """The two-model opinion: mean of the CNN and k-NN probabilities."""
+        if self.knn is None:
+            raise ConfigError("k-NN opinions are not computed yet (call knn_opinions)")
+        return (self.probs + self.knn) / 2.0
 
 
 @dataclass
@@ -126,14 +152,15 @@ class AmbiguousResult:
     config: AmbiguousConfig
     dataset: Dataset
     analysed: str  # what the analysed set is, in words
-    scores: Scores
+    scores: Scores  # of the analysed images
+    n_scored: int  # images with out-of-sample scores (the thresholds' reference set)
     index: np.ndarray  # (M,) index shown for each analysed row (position in its file)
     cl: ConfidentLearning
+    flag_counts: dict  # per opinion: images flagged in the reference set and in the analysed set
     tables: dict[str, list[dict]]
     leakage_checked: int
     exclusion: dict | None
     run_manifest: dict | None
-
 
 # -- inputs -----------------------------------------------------------------------------------
 
@@ -225,9 +252,8 @@ def _stored_scores(run_dir: Path, split: Split, pool_fold: np.ndarray) -> dict |
     return stored
 
 
-def scores_from_run(run_dir: Path, ds: Dataset, analyse_split: bool,
-                    quiet: bool) -> tuple[Scores, str]:
-    """Score each analysed image with run models that never trained on it.
+def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Split]:
+    """Score every image the run holds with run models that never trained on it.
 
     Images in the run's test split: the whole ensemble. Images in its training pool: the fold
     model that held them out (``oof_logits`` of ``scores.npz``, or recomputed from that model).
@@ -239,71 +265,92 @@ def scores_from_run(run_dir: Path, ds: Dataset, analyse_split: bool,
     if pool_fold.min() < 0 or pool_fold.max() >= k:
         raise DataError(f"{run_dir / 'folds.json'}: folds must lie in 0..{k - 1} (one per model)")
     stored = _stored_scores(run_dir, split, pool_fold)
-    if analyse_split:
-        positions, what = split.test, f"the run's own test split ({len(split.test):,} images)"
-    else:
-        positions = official_test_positions(ds)
-        if not len(positions):
-            raise ConfigError(f"{ds.source} has no official test part (ids t10k/<i> or "
-                              "test/<i>); analyse the run's test split with --split")
-        what = f"the official test set ({len(positions):,} images)"
-
-    in_test = np.isin(positions, split.test)
-    test_rows = np.searchsorted(split.test, positions[in_test])
     if stored is not None:
-        member = stored["test_member_logits"][:, test_rows]
+        member, oof = stored["test_member_logits"], stored["oof_logits"]
     else:
-        member = predict_logits(predictor.models, ds.x[positions[in_test]],
+        member = predict_logits(predictor.models, ds.x[split.test],
                                 precision=predictor.precision, quiet=quiet)
-    pool_rows = np.searchsorted(split.train, positions[~in_test])
-    if np.any(split.train[np.minimum(pool_rows, len(split.train) - 1)] != positions[~in_test]):
-        raise DataError(f"{run_dir}: some analysed images are in neither the run's training "
-                        "pool nor its test split")
-    fold = pool_fold[pool_rows]
-    if stored is not None:
-        oof = stored["oof_logits"][pool_rows]
-    else:
-        oof = np.empty((len(pool_rows), ds.n_classes), dtype=np.float32)
+        oof = np.empty((len(split.train), ds.n_classes), dtype=np.float32)
         for j in range(k):
-            rows = np.flatnonzero(fold == j)
-            if rows.size:
-                oof[rows] = predict_logits(predictor.models[j], ds.x[positions[~in_test][rows]],
-                                           precision=predictor.precision, quiet=quiet)
-
-    m = len(positions)
-    probs = np.empty((m, ds.n_classes))
-    probs[in_test] = ensemble_probabilities(member)
-    probs[~in_test] = ensemble_probabilities(oof[None])
-    scorer = np.full(m, -1, dtype=np.int64)
-    scorer[~in_test] = fold
-    agreement = np.full(m, np.nan)
-    agreement[in_test] = member_agreement(member, probs[in_test].argmax(axis=1))
+            rows = np.flatnonzero(pool_fold == j)
+            oof[rows] = predict_logits(predictor.models[j], ds.x[split.train[rows]],
+                                       precision=predictor.precision, quiet=quiet)
+    n_test, n_pool = len(split.test), len(split.train)
+    probs = np.concatenate([ensemble_probabilities(member), ensemble_probabilities(oof[None])])
     trained_on = {j: split.train[pool_fold != j] for j in range(k)}
     trained_on[-1] = split.train
-    scores = Scores(positions=positions, probs=probs,
-                    source=np.where(in_test, ENSEMBLE, OUT_OF_FOLD), scorer=scorer,
-                    n_members=np.where(in_test, k, 1), agreement=agreement, trained_on=trained_on)
-    return scores, what
+    scores = Scores(
+        positions=np.concatenate([split.test, split.train]), probs=probs,
+        source=np.array([ENSEMBLE] * n_test + [OUT_OF_FOLD] * n_pool),
+        scorer=np.concatenate([np.full(n_test, -1), pool_fold]),
+        n_members=np.concatenate([np.full(n_test, k), np.ones(n_pool, np.int64)]),
+        agreement=np.concatenate([member_agreement(member, probs[:n_test].argmax(axis=1)),
+                                  np.full(n_pool, np.nan)]),
+        trained_on=trained_on)
+    return scores, split
 
 
-def scores_by_cross_fit(ds: Dataset, positions: np.ndarray, config: AmbiguousConfig,
-                        cnn: CNNConfig) -> Scores:
-    """Cross-fit ``config.folds`` models on the whole dataset; each analysed image is scored by
-    the one model that held it out."""
+def scores_by_cross_fit(ds: Dataset, config: AmbiguousConfig, cnn: CNNConfig) -> Scores:
+    """Cross-fit ``config.folds`` CNNs on the whole dataset; every image is scored by the one
+    model that held it out."""
     plan = stratified_kfold(ds.y, config.folds, config.seed)
     fit = cross_fit(ds.x, ds.y, ds.n_classes, plan.folds, cnn, config.seed, quiet=config.quiet)
-    scorer = fit.fold_of[positions]
-    m = len(positions)
-    probs = ensemble_probabilities(fit.oof_logits[positions][None])
-    return Scores(positions=positions, probs=probs,
-                  source=np.full(m, OUT_OF_FOLD), scorer=scorer, n_members=np.ones(m, np.int64),
-                  agreement=np.full(m, np.nan),
+    n = len(ds)
+    return Scores(positions=np.arange(n), probs=ensemble_probabilities(fit.oof_logits[None]),
+                  source=np.full(n, OUT_OF_FOLD), scorer=fit.fold_of,
+                  n_members=np.ones(n, np.int64), agreement=np.full(n, np.nan),
                   trained_on={k: train for k, (train, _) in enumerate(plan.folds)})
 
 
+def analysed_rows(ds: Dataset, scores: Scores, scope: str,
+                  split: Split | None) -> tuple[np.ndarray, str]:
+    """Rows of ``scores`` to analyse, and what they are in words."""
+    if scope == "all":
+        missing = len(ds) - len(scores.positions)
+        return np.arange(len(scores.positions)), (
+            f"every scored image ({len(scores.positions):,}"
+            + (f"; {missing:,} dropped from the run's training are not scored)" if missing
+               else ")"))
+    if scope == "split":
+        positions = split.test
+        what = f"the run's own test split ({len(positions):,} images)"
+    else:
+        positions = official_test_positions(ds)
+        if not len(positions):
+            if split is not None:
+                raise ConfigError(f"{ds.source} has no official test part (ids t10k/<i> or "
+                                  "test/<i>); analyse the run's test split with --split, or "
+                                  "every image with --all")
+            return np.arange(len(scores.positions)), f"every image ({len(ds):,})"
+        what = f"the official test set ({len(positions):,} images)"
+    order = np.argsort(scores.positions)
+    at = np.searchsorted(scores.positions, positions, sorter=order)
+    rows = order[np.minimum(at, len(order) - 1)]
+    if np.any(scores.positions[rows] != positions):
+        raise DataError("some analysed images are in neither the run's training pool nor its "
+                        "test split (excluded from its training); analyse with --split")
+    return rows, what
+
+
+def knn_opinions(ds: Dataset, scores: Scores, k: int, quiet: bool) -> np.ndarray:
+    """k-NN class probabilities (cosine, raw pixels) of every scored image, its neighbours drawn
+    only from the images its CNN was trained on: a second opinion with the same guarantee."""
+    x = np.asarray(ds.x).reshape(len(ds), -1)
+    out = np.empty((len(scores.positions), ds.n_classes))
+    for scorer in progress(np.unique(scores.scorer).tolist(), desc="k-NN opinions",
+                           quiet=quiet):
+        rows = np.flatnonzero(scores.scorer == scorer)
+        reference = scores.trained_on[scorer]
+        out[rows] = neighbor_vote_shares(x[reference], ds.y[reference],
+                                         x[scores.positions[rows]], KNN_METRIC,
+                                         min(k, len(reference)), ds.n_classes)
+    return out
+
+
 def count_out_of_sample(scores: Scores) -> int:
-    """Check that no analysed image was in the training data of the model that scored it;
-    returns the number of images checked, raises DataError on a leak."""
+    """Check that no image was in the training data of the model that scored it (the CNN, and
+    the k-NN, whose neighbours come from the same images); returns the number checked, raises
+    DataError on a leak."""
     for scorer in np.unique(scores.scorer):
         seen = np.intersect1d(scores.positions[scores.scorer == scorer],
                               scores.trained_on[int(scorer)])
@@ -314,22 +361,42 @@ def count_out_of_sample(scores: Scores) -> int:
     return len(scores.positions)
 
 
+def flag_counts(all_scores: Scores, y_all: np.ndarray, rows: np.ndarray) -> dict:
+    """Images confident learning flags with the CNN, the k-NN and both opinions, in the whole
+    scored set and in the analysed rows: how much each opinion alone would claim."""
+    out = {}
+    for name, p in (("cnn", all_scores.probs), ("knn", all_scores.knn),
+                    ("both", all_scores.both)):
+        flagged = confident_learning(p, y_all).issues
+        out[name] = {"scored": int(len(flagged)), "analysed": int(np.isin(flagged, rows).sum())}
+    return out
+
+
 # -- rankings as rows -------------------------------------------------------------------------
 
 def ranking_rows(ds: Dataset, scores: Scores, index: np.ndarray, order: np.ndarray,
-                 suggested: np.ndarray | None = None) -> list[dict]:
-    """One CSV row per analysed row in ``order`` (rows of ``scores``), ranked from 1."""
+                 suspects: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+    """One CSV row per analysed row in ``order`` (rows of ``scores``), ranked from 1.
+
+    ``suspects``: the suggested label of every row and which rows confident learning flags, for
+    the suspected-label-error table (adds ``suggested_label``, ``cl_flagged``, ``label_quality``).
+    """
     p = scores.probs[order]
     names = np.asarray(ds.class_names, dtype=object)
     given = ds.y[scores.positions[order]]
-    pred = p.argmax(axis=1)
-    columns = {
-        "rank": np.arange(1, len(order) + 1), "index": index[order],
-        "id": ds.ids[scores.positions[order]], "given_label": names[given],
-        "predicted_label": names[pred],
-        **({"suggested_label": names[suggested[order]]} if suggested is not None else {}),
+    at = np.arange(len(order))
+    knn = scores.knn[order]
+    columns = {"rank": np.arange(1, len(order) + 1), "index": index[order],
+               "id": ds.ids[scores.positions[order]], "given_label": names[given]}
+    if suspects is not None:
+        suggested, flagged = suspects
+        columns |= {"suggested_label": names[suggested[order]], "cl_flagged": flagged[order],
+                    "label_quality": scores.both[order][at, given]}
+    columns |= {
+        "predicted_label": names[p.argmax(axis=1)],
         "confidence": confidence(p), "margin": top2_margin(p), "entropy": entropy(p),
-        "p_given": p[np.arange(len(order)), given],
+        "p_given": p[at, given], "knn_label": names[knn.argmax(axis=1)],
+        "knn_p_given": knn[at, given],
         "score_source": scores.source[order], "n_members": scores.n_members[order],
         "member_agreement": scores.agreement[order],
     }
@@ -340,62 +407,65 @@ def ranking_rows(ds: Dataset, scores: Scores, index: np.ndarray, order: np.ndarr
 
 def rank_tables(ds: Dataset, scores: Scores, index: np.ndarray, top: int,
                 cl: ConfidentLearning) -> dict[str, list[dict]]:
-    """The three rankings: every confidently wrong image, the ``top`` least confident, every
-    suspected label error."""
+    """The three rankings: every image the CNN gets wrong, most confident first; the ``top``
+    least confident; every label-error candidate, confident-learning flags first."""
     y = ds.y[scores.positions]
+    order, suggested = label_error_candidates(scores.both, y, cl)
+    flagged = np.zeros(len(y), dtype=bool)
+    flagged[cl.issues] = True
     return {
         "most_confident_wrong": ranking_rows(ds, scores, index,
                                              most_confident_wrong(scores.probs, y)),
         "least_confident": ranking_rows(ds, scores, index, least_confident(scores.probs)[:top]),
-        "suspected_label_errors": ranking_rows(ds, scores, index, cl.issues,
-                                               suggested=cl.confident_label),
+        "suspected_label_errors": ranking_rows(ds, scores, index, order,
+                                               suspects=(suggested, flagged)),
     }
 
 
 # -- exclusion measurement --------------------------------------------------------------------
 
-def measure_exclusion(run: RunFolder, ds: Dataset, excluded: np.ndarray, settings: dict,
+def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: dict,
                       argv: list[str] | None) -> dict:
-    """Run the selective job (quick preset, same seed, same locked test split) twice: on every
-    label, and with ``excluded`` positions dropped from training. Each lands in its own run
-    folder under ``exclusion/``; returns the headline numbers of both."""
-    from notsure.jobs.selective_report import write_outputs
-
-    split = stratified_test_split(ds.y, settings["test_per_class"], settings["seed"])
-    dropped = np.intersect1d(excluded, split.train)
-    out = {"excluded": int(len(excluded)), "dropped_from_training": int(len(dropped)),
-           "kept_in_test": int(len(np.intersect1d(excluded, split.test)))}
-    for name, drop in (("all_labels", np.empty(0, np.int64)), ("without_suspected", dropped)):
-        keep = np.setdiff1d(np.arange(len(ds)), drop)
-        sub_ds = ds.subset(keep)
-        sub_split = Split(train=np.searchsorted(keep, np.setdiff1d(split.train, drop)),
-                          test=np.searchsorted(keep, split.test))
-        cfg = SelectiveConfig(seed=settings["seed"], test_per_class=settings["test_per_class"],
-                              folds=settings["folds"], target_fpr=settings["target_fpr"],
-                              delta=settings["delta"], quick=True, quiet=settings["quiet"],
-                              epochs=settings.get("epochs"))
-        cfg.validate()
-        cnn = cfg.cnn_config()
-        cfg.cnn = cnn.to_dict()
-        plan = stratified_kfold(sub_ds.y[sub_split.train], cfg.folds, cfg.seed)
-        say(f"measuring exclusion: selective job {name} "
-            f"({len(sub_split.train):,} training images)", quiet=cfg.quiet)
-        with RunFolder("selective", run.path / "exclusion" / name, config=cfg, seed=cfg.seed,
-                       argv=argv) as sub:
-            sub.record_data("dataset", {"source": ds.source, "fingerprint": sub_ds.fingerprint,
-                                        "n": len(sub_ds), "dropped": int(len(drop))})
-            save_split(sub, sub_split)
-            sub.write_json("folds.json", {"positions": sub_split.train.tolist(),
-                                          "fold": plan.fold.tolist()})
-            leakage = leakage_report(sub_ds.x, sub_split)
-            result = _fit_and_evaluate(sub, cfg, cnn, sub_ds, sub_split, plan, leakage)
-            write_outputs(sub, result)
-            sub.finish()
-        out[name] = {"accuracy": result.before["accuracy"],
-                     "coverage": result.after["coverage"],
-                     "max_fpr": float(np.nanmax(result.after["fpr"])),
-                     "n_train": int(len(sub_split.train)), "n_test": int(len(sub_split.test)),
-                     "run": str(sub.path)}
+    """Run the selective job (quick preset, same seed, hence the same locked test split) twice:
+    on every label, and with the images listed in ``exclusions`` dropped from training. Each
+    lands in its own run folder under ``exclusion/``; returns both runs' headline numbers and a
+    paired comparison on the shared test images."""
+    base = SelectiveConfig(data=settings["data"], format=settings["format"],
+                           seed=settings["seed"], test_per_class=settings["test_per_class"],
+                           folds=settings["folds"], target_fpr=settings["target_fpr"],
+                           delta=settings["delta"], quick=True, quiet=settings["quiet"],
+                           epochs=settings.get("epochs"))
+    out: dict = {"exclusions": str(exclusions), "preset": "quick"}
+    decided = {}
+    for name, file in (("all_labels", None), ("without_suspected", str(exclusions))):
+        say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
+        path = run_selective(replace(base, out=str(run.path / "exclusion" / name),
+                                     exclusions=file), argv=argv)
+        manifest = _read_json(path / "manifest.json")
+        metrics = _read_json(path / "metrics.json")
+        split = load_split(path / "split.json", len(ds))
+        with np.load(path / "scores.npz", allow_pickle=False) as npz:
+            member = npz["test_member_logits"]
+        decided[name] = (split, SelectivePredictor.load(path).decide_logits(member))
+        after = metrics["after"]
+        out[name] = {"run": str(path), "n_train": int(len(split.train)),
+                     "n_test": int(len(split.test)),
+                     "accuracy": metrics["before"]["accuracy"],
+                     "coverage": after["coverage"], "n_errors_after": after["n_errors"],
+                     "max_fpr": max(v for v in after["fpr"] if v is not None),
+                     "exclusions": manifest.get("data", {}).get("exclusions")}
+    (split_a, dec_a), (split_b, dec_b) = decided["all_labels"], decided["without_suspected"]
+    if not np.array_equal(split_a.test, split_b.test):
+        raise DataError("the two measurement runs have different test splits; cannot pair them")
+    y = ds.y[split_a.test]
+    test = mcnemar(dec_a.candidate == y, dec_b.candidate == y)
+    out["paired"] = {"all_right_only": test.only_a, "without_right_only": test.only_b,
+                     "mcnemar_p": test.p_value,
+                     "accuracy_change": accuracy(y, dec_b.candidate) - accuracy(y, dec_a.candidate),
+                     "accepted_all_only": int(np.sum((dec_a.prediction >= 0)
+                                                     & (dec_b.prediction < 0))),
+                     "accepted_without_only": int(np.sum((dec_a.prediction < 0)
+                                                         & (dec_b.prediction >= 0)))}
     return out
 
 
@@ -417,41 +487,48 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
         ds = load_dataset(config.data, config.format, quiet)
         cnn = config.cnn_config()
         config.cnn = cnn.to_dict()
-        positions = official_test_positions(ds)
-        what = (f"the official test set ({len(positions):,} images)" if len(positions) else
-                f"every image ({len(ds):,})")
-        positions = positions if len(positions) else np.arange(len(ds))
     t_load = time.perf_counter() - t0
 
     with RunFolder("ambiguous", config.out, config=config, seed=config.seed, argv=argv) as run:
         run.record_timing("load", t_load)
-        run.record_data("dataset", {"source": ds.source, "format": ds.format,
-                                    "fingerprint": ds.fingerprint, "n": len(ds)})
+        run.record_data("dataset", ds.provenance())
         with run.stage("score"):
             if config.run is not None:
-                scores, what = scores_from_run(Path(config.run), ds, config.split, quiet)
+                every, split = scores_from_run(Path(config.run), ds, quiet)
             else:
-                scores = scores_by_cross_fit(ds, positions, config, cnn)
+                every, split = scores_by_cross_fit(ds, config, cnn), None
+            rows, what = analysed_rows(ds, every, config.scope, split)
+        with run.stage("knn_opinions"):
+            every.knn = knn_opinions(ds, every, config.knn_k, quiet)
         with run.stage("leakage_check"):
+            count_out_of_sample(every)
+            scores = every.take(rows)
             checked = count_out_of_sample(scores)
         with run.stage("rank"):
             index = file_index(ds, scores.positions)
-            cl = confident_learning(scores.probs, ds.y[scores.positions], rank_by=config.rank_by)
+            y_every = ds.y[every.positions]
+            thresholds = class_thresholds(every.both, y_every)
+            cl = confident_learning(scores.both, ds.y[scores.positions], thresholds=thresholds,
+                                    rank_by=config.rank_by)
+            counts = flag_counts(every, y_every, rows)
             tables = rank_tables(ds, scores, index, config.top, cl)
         with run.stage("images"):
             write_images(run, ds, scores, index, tables)
-        if config.write_exclusions is not None:
-            rows = tables["suspected_label_errors"]
-            write_exclusions(config.write_exclusions, [r["id"] for r in rows],
-                             [r["given_label"] for r in rows],
-                             [r["suggested_label"] for r in rows])
+        flagged = [r for r in tables["suspected_label_errors"] if r["cl_flagged"]]
+        exclusions = run.file("exclusions.csv")
+        for target in (exclusions, config.write_exclusions):
+            if target is not None:
+                write_exclusions(target, [r["id"] for r in flagged],
+                                 [r["given_label"] for r in flagged],
+                                 [r["suggested_label"] for r in flagged])
         exclusion = None
-        if config.measure_exclusion:
+        if config.measure_exclusion and flagged:
             with run.stage("measure_exclusion"):
                 settings = _measure_settings(config, run_manifest)
-                exclusion = measure_exclusion(run, ds, scores.positions[cl.issues], settings, argv)
+                exclusion = measure_exclusion(run, ds, exclusions, settings, argv)
         result = AmbiguousResult(config=config, dataset=ds, analysed=what, scores=scores,
-                                 index=index, cl=cl, tables=tables, leakage_checked=checked,
+                                 n_scored=len(every.positions), index=index, cl=cl,
+                                 flag_counts=counts, tables=tables, leakage_checked=checked,
                                  exclusion=exclusion, run_manifest=run_manifest)
         with run.stage("report"):
             from notsure.jobs.ambiguous_report import write_outputs
@@ -465,7 +542,7 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
 def _measure_settings(config: AmbiguousConfig, run_manifest: dict | None) -> dict:
     """Settings of the two selective runs: the analysed run's, else this job's."""
     source = (run_manifest or {}).get("config") or {}
-    keys = ("seed", "test_per_class", "folds", "target_fpr", "delta")
+    keys = ("data", "format", "seed", "test_per_class", "folds", "target_fpr", "delta")
     settings = {k: source.get(k, getattr(config, k)) for k in keys}
     return {**settings, "epochs": config.epochs, "quiet": config.quiet}
 
@@ -486,7 +563,9 @@ def write_images(run: RunFolder, ds: Dataset, scores: Scores, index: np.ndarray,
 def summary_line(result: AmbiguousResult, path: Path) -> str:
     """One line for the terminal: the counts of each list and where the report is."""
     t = result.tables
+    n_flagged = sum(1 for r in t["suspected_label_errors"] if r["cl_flagged"])
     return (f"analysed {len(result.scores.positions):,} images: "
             f"{len(t['most_confident_wrong'])} wrong, "
-            f"{len(t['suspected_label_errors'])} suspected label errors; "
+            f"{n_flagged} flagged label errors "
+            f"({len(t['suspected_label_errors'])} candidates); "
             f"report: {path / 'report.html'}")

@@ -9,6 +9,7 @@ from notsure.jobs.ambiguous import (
     COLUMNS,
     ENSEMBLE,
     IMAGE_SCALE,
+    KNN_METRIC,
     SUSPECT_COLUMNS,
     TABLES,
     AmbiguousResult,
@@ -18,15 +19,22 @@ from notsure.reports import Report, fmt
 TITLES = {
     "most_confident_wrong": "Most confidently wrong",
     "least_confident": "Least confident (smallest top-2 margin)",
-    "suspected_label_errors": "Suspected label errors (confident learning)",
+    "suspected_label_errors": "Suspected label errors",
 }
 FORMATS = {"rank": str, "index": str, "confidence": fmt.num, "margin": fmt.num,
-           "entropy": fmt.num, "p_given": fmt.num, "member_agreement": fmt.pct}
+           "entropy": fmt.num, "p_given": fmt.num, "knn_p_given": fmt.num,
+           "label_quality": fmt.num, "member_agreement": fmt.pct}
+OPINION_TITLES = {"cnn": "CNN alone", "knn": "k-NN alone", "both": "CNN + k-NN (used)"}
 
 
 def top_indices(r: AmbiguousResult, n: int) -> dict[str, list[int]]:
     """The first ``n`` indices of each ranking."""
     return {name: [int(row["index"]) for row in r.tables[name][:n]] for name in TABLES}
+
+
+def n_flagged(r: AmbiguousResult) -> int:
+    """Label-error candidates that confident learning flags."""
+    return sum(1 for row in r.tables["suspected_label_errors"] if row["cl_flagged"])
 
 
 def summary_document(r: AmbiguousResult) -> dict:
@@ -35,10 +43,14 @@ def summary_document(r: AmbiguousResult) -> dict:
     return {
         "analysed": r.analysed,
         "n": int(len(s.positions)),
+        "n_scored": r.n_scored,
         "scored_by": {src: int(np.sum(s.source == src)) for src in np.unique(s.source)},
         "out_of_sample_checked": r.leakage_checked,
         "n_wrong": len(r.tables["most_confident_wrong"]),
-        "n_suspected_label_errors": len(r.tables["suspected_label_errors"]),
+        "n_label_error_candidates": len(r.tables["suspected_label_errors"]),
+        "n_flagged_label_errors": n_flagged(r),
+        "flagged_by_opinion": r.flag_counts,
+        "knn": {"k": r.config.knn_k, "metric": KNN_METRIC, "features": "raw pixels"},
         "rank_by": r.cl.rank_by,
         "class_thresholds": r.cl.thresholds,
         "confident_joint": r.cl.joint,
@@ -53,19 +65,23 @@ def write_outputs(run: RunFolder, r: AmbiguousResult) -> None:
     write_report(run, r)
 
 
+def _caption(row: dict, name: str) -> str:
+    head = f"#{row['index']}: label {row['given_label']}, "
+    if name == "suspected_label_errors":
+        head += f"suggested {row['suggested_label']}{' (CL)' if row['cl_flagged'] else ''}, "
+    agree = (f", agree {row['member_agreement']:.0%}" if row["score_source"] == ENSEMBLE else "")
+    return (head + f"CNN {row['predicted_label']} (p {row['confidence']:.3f}, margin "
+            f"{row['margin']:.3f}{agree}), k-NN {row['knn_label']}")
+
+
 def _gallery(report: Report, r: AmbiguousResult, name: str) -> None:
     rows = r.tables[name][:r.config.top]
     if not rows:
         return
     where = dict(zip(r.index.tolist(), r.scores.positions.tolist(), strict=True))
     images = [np.asarray(r.dataset.x[where[int(row["index"])]]) for row in rows]
-    captions = [
-        f"#{row['index']}: label {row['given_label']}, model {row['predicted_label']} "
-        f"(p {row['confidence']:.3f}, margin {row['margin']:.3f}"
-        + (f", agree {row['member_agreement']:.0%})" if row["score_source"] == ENSEMBLE else ")")
-        for row in rows
-    ]
-    report.gallery(images, captions, name_prefix=f"gallery/{name}", scale=IMAGE_SCALE,
+    report.gallery(images, [_caption(row, name) for row in rows],
+                   name_prefix=f"gallery/{name}", scale=IMAGE_SCALE,
                    caption=f"{TITLES[name]}: the first {len(rows)}; full-size files in "
                            "`imgs/<index>.png`.")
 
@@ -75,46 +91,61 @@ def _source_sentence(r: AmbiguousResult) -> str:
     n_ens = int(np.sum(s.source == ENSEMBLE))
     n_oof = len(s.positions) - n_ens
     if r.config.run is None:
-        return (f"Scores come from {r.config.folds} CNNs cross-fitted for this job on the whole "
-                f"dataset: each analysed image is scored by the one model that held it out.")
-    k = int(s.n_members.max()) if n_ens else len(s.trained_on) - 1
-    return (f"Scores come from the run `{r.config.run}`: {fmt.count(n_ens)} images in the run's "
-            f"test split are scored by its {k}-member ensemble (mean of the members' softmax "
-            f"probabilities), and {fmt.count(n_oof)} images in its training pool by the one fold "
-            "model that held them out (out-of-fold). Column `score_source` says which.")
+        cnn = (f"The CNN opinion comes from {r.config.folds} CNNs cross-fitted for this job on "
+               "the whole dataset: each image is scored by the one model that held it out.")
+    else:
+        k = int(s.n_members.max()) if n_ens else len(s.trained_on) - 1
+        cnn = (f"The CNN opinion comes from the run `{r.config.run}`: {fmt.count(n_ens)} "
+               f"analysed images in the run's test split are scored by its {k}-member ensemble "
+               f"(mean of the members' softmax probabilities), {fmt.count(n_oof)} in its "
+               "training pool by the one fold model that held them out (out-of-fold); column "
+               "`score_source` says which.")
+    return (cnn + f" The k-NN opinion is the vote of the {r.config.knn_k} nearest images "
+            f"({KNN_METRIC} distance on raw pixels) among exactly the images that image's CNN "
+            "was trained on.")
+
+
+def _explain_columns(report: Report, r: AmbiguousResult) -> None:
+    report.bullets([
+        "`confidence`: CNN probability of its predicted class; `margin`: top probability minus "
+        "the runner-up's; `entropy`: of the CNN probabilities, in nats (max "
+        f"{np.log(len(r.dataset.class_names)):.3f}); `p_given`: CNN probability of the given "
+        "label.",
+        "`knn_label`, `knn_p_given`: the k-NN's majority class and its vote share for the given "
+        "label; `member_agreement`: share of ensemble members whose top class is the CNN's "
+        "(empty for out-of-fold rows, scored by a single model).",
+        "`label_quality`: mean of the CNN and k-NN probabilities of the given label (low: the "
+        "label is doubtful); `cl_flagged`: confident learning counts the image as its "
+        "`suggested_label`.",
+        "`index`: position in the analysed file (for MNIST t10k, the index in the official "
+        f"test file); `imgs/<index>.png` is the image, upscaled {IMAGE_SCALE}x.",
+        "Telling ambiguous from mislabelled: a flagged image both models place in the same "
+        "other class, as confidently as that class's own members on average, looks "
+        "mislabelled; an image with a small `margin`, or whose CNN and k-NN disagree, is "
+        "ambiguous. A person decides from the images.",
+    ])
 
 
 def write_report(run: RunFolder, r: AmbiguousResult) -> None:
-    names = r.dataset.class_names
     n = len(r.scores.positions)
     report = Report("Ambiguous images and suspected label errors", run,
                     subtitle=f"Analysed: {r.analysed} of `{r.dataset.source}`.")
     report.section("Summary")
     report.paragraph(_source_sentence(r))
     report.paragraph(
-        f"Leakage check: none of the {fmt.count(r.leakage_checked)} analysed images was in the "
-        "training data of the model that scored it (checked against the positions each model "
-        "was trained on).")
+        f"Leakage check: none of the {fmt.count(r.leakage_checked)} analysed images (nor any of "
+        f"the {fmt.count(r.n_scored)} scored images) was in the training data of the models "
+        "that scored it (checked against the positions each model was trained on).")
     n_wrong = len(r.tables["most_confident_wrong"])
-    wrong_ids = {row["id"] for row in r.tables["most_confident_wrong"]}
-    suspect_ids = {row["id"] for row in r.tables["suspected_label_errors"]}
+    suspects = r.tables["suspected_label_errors"]
+    both = sum(1 for row in suspects if row["knn_label"] == row["suggested_label"])
     report.paragraph(
-        f"The top class is wrong for {fmt.share(n_wrong, n)} images (accuracy "
-        f"{fmt.pct(1 - n_wrong / n)}); {fmt.count(len(suspect_ids))} images are suspected label "
-        f"errors, {fmt.count(len(wrong_ids & suspect_ids))} of them among the wrong ones.")
-    report.bullets([
-        "`confidence`: probability of the predicted class; `margin`: top probability minus "
-        "the runner-up's; `entropy`: of the class probabilities, in nats (max "
-        f"{np.log(len(names)):.3f}); `p_given`: probability of the given label.",
-        "`member_agreement`: share of ensemble members whose top class is the predicted one "
-        "(empty for out-of-fold rows, scored by a single model).",
-        "`index`: position in the analysed file (for MNIST t10k, the index in the official "
-        "test file); `imgs/<index>.png` is the image, upscaled "
-        f"{IMAGE_SCALE}x.",
-        "Ambiguous or mislabelled? An image the model is unsure of (small margin, high "
-        "entropy) is ambiguous; one it confidently assigns to another class, above that class's "
-        "confident-learning threshold, is more likely mislabelled. A person decides.",
-    ])
+        f"The CNN's top class is wrong for {fmt.share(n_wrong, n)} analysed images (accuracy "
+        f"{fmt.pct(1 - n_wrong / n)}). {fmt.count(len(suspects))} images are label-error "
+        f"candidates (the two-model opinion prefers another class, or confident learning "
+        f"flags them); the k-NN's majority agrees with the suggested label for "
+        f"{fmt.count(both)} of them; confident learning flags {fmt.count(n_flagged(r))}.")
+    _explain_columns(report, r)
 
     for name in TABLES:
         report.section(TITLES[name])
@@ -123,7 +154,8 @@ def write_report(run: RunFolder, r: AmbiguousResult) -> None:
         columns = SUSPECT_COLUMNS if name == "suspected_label_errors" else COLUMNS
         rows = r.tables[name]
         if rows:
-            report.table(rows, columns, csv=f"{name}.csv", formats=FORMATS, max_rows=r.config.top)
+            formats = {k: f for k, f in FORMATS.items() if k in columns}
+            report.table(rows, columns, csv=f"{name}.csv", formats=formats, max_rows=r.config.top)
             _gallery(report, r, name)
         else:
             run.write_csv(f"{name}.csv", rows, columns)
@@ -141,53 +173,67 @@ def _confident_learning(report: Report, r: AmbiguousResult) -> None:
     names = r.dataset.class_names
     cl = r.cl
     report.paragraph(
-        "Confident learning (Northcutt et al., 2021) on the out-of-sample probabilities: the "
-        "threshold of class j is the mean probability of j over images labelled j; an image is "
-        "confidently counted as the most probable class whose probability reaches its "
-        "threshold; images labelled i but counted as j != i (off-diagonal of the confident "
-        "joint) are suspected label errors, ranked by "
-        + ("the probability of the given label, lowest first." if cl.rank_by == "self_confidence"
-           else "p(predicted) - p(given), largest first."))
-    wrong = r.tables["most_confident_wrong"]
-    if wrong and len(r.tables["suspected_label_errors"]) < len(wrong) / 4:
-        close = max(wrong, key=lambda row: row["confidence"]
-                    - cl.thresholds[names.index(row["predicted_label"])])
-        report.paragraph(
-            f"Few images are flagged: the thresholds ({cl.thresholds.min():.4f} to "
-            f"{cl.thresholds.max():.4f}) are set by how sure the model is of typical images, "
-            "and a wrong answer rarely reaches them (the closest, index "
-            f"{close['index']}, is at {close['confidence']:.4f} for class "
-            f"{close['predicted_label']}, threshold "
-            f"{cl.thresholds[names.index(close['predicted_label'])]:.4f}). For a model this "
-            "accurate, mislabelled images are most likely among the most confidently wrong; "
-            "a person must look at them.")
-    report.table([{"class": c, "threshold": t, "labelled": int(cl.joint[i].sum()),
-                   "suspected": int(cl.joint[i].sum() - cl.joint[i, i])}
+        "Confident learning (Northcutt, Jiang and Chuang, JAIR 2021) on the mean of the CNN "
+        "and k-NN out-of-sample probabilities. The threshold of class j is the mean "
+        f"probability of j over the {fmt.count(r.n_scored)} scored images labelled j; an "
+        "image is confidently counted as the most probable class whose probability reaches "
+        "its threshold; one labelled i but counted as j != i is flagged. The list shows the "
+        "flagged images first, then every other image whose most probable class is not its "
+        "label, each part ranked by "
+        + ("`label_quality`, lowest first." if cl.rank_by == "self_confidence"
+           else "probability of the top class minus that of the given label, largest first."))
+    report.table([{"opinion": OPINION_TITLES[k], "flagged among scored": v["scored"],
+                   "flagged among analysed": v["analysed"]}
+                  for k, v in r.flag_counts.items()],
+                 caption="How many images confident learning flags with each opinion, each "
+                         "with its own per-class thresholds from every scored image. Two "
+                         "independent models must both place an image in another class for "
+                         "the combined opinion to flag it.")
+    report.table([{"class": c, "threshold": t, "counted": int(cl.joint[i].sum()),
+                   "flagged": int(cl.joint[i].sum() - cl.joint[i, i])}
                   for i, (c, t) in enumerate(zip(names, cl.thresholds, strict=True))],
-                 caption="Per-class thresholds; `labelled`: images of that given label counted "
-                         "confidently; `suspected`: of those, counted as another class.")
+                 caption="Per-class thresholds (combined opinion) and, among analysed images "
+                         "of that given label, those counted confidently and those counted as "
+                         "another class.")
     report.table([{"given \\ confident": names[i], **{names[j]: int(cl.joint[i, j])
                                                       for j in range(len(names))}}
-                  for i in range(len(names))], caption="Confident joint.")
+                  for i in range(len(names))], caption="Confident joint of the analysed images.")
 
 
 def _exclusion(report: Report, r: AmbiguousResult) -> None:
-    report.section("Excluding suspected label errors from training")
+    report.section("Excluding flagged label errors from training")
+    flagged = n_flagged(r)
+    report.paragraph(
+        f"`exclusions.csv` lists the {fmt.count(flagged)} flagged images as "
+        "`id,given_label,suggested_label`; `notsure selective --exclusions exclusions.csv` "
+        "trains without them (`--exclusion-mode relabel`: with the suggested labels).")
     if r.exclusion is None:
         report.paragraph(
-            "Not measured in this run. `notsure ambiguous --measure-exclusion` trains the "
-            "selective job twice on the quick preset, same seed and same locked test split, "
-            "with and without the suspected images in training, and reports both here; "
-            "`--write-exclusions FILE` writes them as `id,given_label,suggested_label` for "
-            "`notsure.data.exclusions.apply_exclusions`.")
+            "Not measured in this run"
+            + (": nothing is flagged." if r.config.measure_exclusion else
+               ". `notsure ambiguous --measure-exclusion` trains the selective job twice (quick "
+               "preset, same seed, hence the same locked test split), with and without the "
+               "flagged images in training, and compares them here image by image."))
         return
     e = r.exclusion
+    rows = []
+    for name, title in (("all_labels", "every label"), ("without_suspected", "without flagged")):
+        m = e[name]
+        info = m.get("exclusions") or {}
+        rows.append({"training": title, "train images": m["n_train"], "test images": m["n_test"],
+                     "accuracy": m["accuracy"], "coverage": m["coverage"],
+                     "errors after": m["n_errors_after"], "max class FPR": m["max_fpr"],
+                     "run": m["run"], **({"dropped": info.get("pool_dropped", info.get(
+                         "dropped"))} if info else {})})
+    report.table(rows, formats={"accuracy": fmt.pct, "coverage": fmt.pct,
+                                "max class FPR": fmt.num},
+                 caption="Quick preset, same seed and test split. Accuracy before abstention; "
+                         "coverage and errors at the target FPR.")
+    p = e["paired"]
     report.paragraph(
-        f"{fmt.count(e['excluded'])} suspected images: {fmt.count(e['dropped_from_training'])} "
-        f"dropped from the training pool, {fmt.count(e['kept_in_test'])} are in the locked test "
-        "split and stay there with their given labels. Quick preset, same seed, same test split.")
-    report.table([{"training labels": name, **{k: e[name][k] for k in
-                   ("n_train", "n_test", "accuracy", "coverage", "max_fpr", "run")}}
-                  for name in ("all_labels", "without_suspected")],
-                 formats={"accuracy": fmt.pct, "coverage": fmt.pct, "max_fpr": fmt.num},
-                 caption="Accuracy before abstention and coverage at the target FPR.")
+        f"Paired on the same {fmt.count(e['all_labels']['n_test'])} test images: excluding "
+        f"changes accuracy by {p['accuracy_change'] * 100:+.2f} points ({p['all_right_only']} "
+        f"images right only with every label, {p['without_right_only']} right only without "
+        f"the flagged ones; exact McNemar p = {p['mcnemar_p']:.3g}); "
+        f"{p['accepted_all_only']} images answered only with every label, "
+        f"{p['accepted_without_only']} only without the flagged ones.")

@@ -8,7 +8,6 @@ so anyone can recompute the summary table from ``predictions/<model>.csv``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 
 from notsure import metrics
 from notsure.io.run_folder import RunFolder
@@ -115,11 +114,9 @@ def paired_rows(r: CompareResult, best: ModelResult) -> list[dict]:
     for m in scored(r):
         if m is best:
             continue
-        other = m.y_pred == y
-        b, c = int(np.sum(right & ~other)), int(np.sum(~right & other))
-        p = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
-        rows.append({"model": m.plan.title, "best right, model wrong": b,
-                     "model right, best wrong": c, "McNemar p": float(p)})
+        test = metrics.mcnemar(right, m.y_pred == y)
+        rows.append({"model": m.plan.title, "best right, model wrong": test.only_a,
+                     "model right, best wrong": test.only_b, "McNemar p": test.p_value})
     return rows
 
 

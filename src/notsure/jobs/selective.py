@@ -1,13 +1,15 @@
 """The main job: an image classifier that answers ``not_sure`` so every class keeps its false
 positive rate at or below a target on a locked test set.
 
-dataset -> locked stratified test split -> cross-fitted CNN ensemble (out-of-fold scores for every
-non-test image) -> per-class Neyman-Pearson thresholds on the ensemble margin (calibration data
-only) -> decisions on the test set -> metrics before and after -> report.
+dataset -> locked stratified test split -> (optional: drop or relabel listed suspected label errors
+of the training pool) -> cross-fitted CNN ensemble (out-of-fold scores for every pool image) ->
+per-class Neyman-Pearson thresholds on the ensemble margin (calibration data only) -> decisions on
+the test set -> metrics before and after -> report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,18 @@ import numpy as np
 from notsure import NOT_SURE
 from notsure.data import load
 from notsure.data.dataset import Dataset
+from notsure.data.exclusions import apply_exclusions, locate, read_exclusions
 from notsure.data.fetch import ensure_mnist
-from notsure.data.splits import leakage_report, save_split, stratified_kfold, stratified_test_split
+from notsure.data.splits import (
+    Split,
+    leakage_report,
+    save_split,
+    stratified_kfold,
+    stratified_test_split,
+)
 from notsure.decisions import ThresholdStrategy, choose_thresholds, logit_margins
 from notsure.errors import ConfigError
+from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.predictor import Decisions, SelectivePredictor
@@ -35,6 +45,8 @@ from notsure.metrics import (
 )
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import CrossFit, cross_fit
+
+EXCLUSION_MODES = ("drop", "relabel")
 
 
 @dataclass
@@ -54,9 +66,14 @@ class SelectiveConfig:
     epochs: int | None = None  # override the preset's epochs
     precision: str | None = None  # override the preset's precision ("bf16" or "fp32")
     cnn: dict = field(default_factory=dict)  # filled with the CNN settings actually used
+    exclusions: str | None = None  # exclusion CSV (id,given_label,suggested_label) for the pool
+    exclusion_mode: str = "drop"  # "drop" the listed pool samples or "relabel" them
 
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
+        if self.exclusion_mode not in EXCLUSION_MODES:
+            raise ConfigError(f"--exclusion-mode must be one of {', '.join(EXCLUSION_MODES)}, "
+                              f"got {self.exclusion_mode!r}")
         if not 0.0 < self.target_fpr < 1.0:
             raise ConfigError(f"--target-fpr must lie in (0, 1), got {self.target_fpr}")
         if not 0.0 < self.delta < 1.0:
@@ -97,6 +114,35 @@ def load_images(config: SelectiveConfig) -> Dataset:
     return ds
 
 
+def exclude_from_pool(ds: Dataset, split: Split, path: str, mode: str
+                      ) -> tuple[Dataset, Split, dict]:
+    """Drop the samples listed in the exclusion file ``path`` from the training pool, or give them
+    their suggested labels (``mode``); listed test samples stay as they are, the test set being
+    the yardstick.
+
+    Returns the dataset to train and calibrate on (labels differ from ``ds`` only at pool
+    positions), the split actually used (dropped positions in its ``excluded`` part) and what the
+    manifest records. Bad files raise DataError naming the file and line.
+    """
+    table = read_exclusions(path)
+    listed = locate(ds, table)
+    in_test = np.isin(listed, split.test)
+    in_pool = listed[~in_test]
+    if mode == "drop":
+        split = Split(train=np.setdiff1d(split.train, in_pool), test=split.test,
+                      calibration=split.calibration, excluded=in_pool,
+                      not_evaluable=split.not_evaluable)
+    else:
+        suggested = apply_exclusions(ds, table, "relabel").y
+        y = ds.y.copy()
+        y[in_pool] = suggested[in_pool]
+        ds = dataclasses.replace(ds, y=y, fingerprint="")
+    info = {"file": str(path), "sha256": sha256_file(path), "mode": mode,
+            "n_listed": int(len(listed)), "n_pool": int(len(in_pool)),
+            "n_test": int(in_test.sum())}
+    return ds, split, info
+
+
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict:
     """Confusion matrix, per-class rates with Clopper-Pearson intervals, accuracy, coverage."""
     rates = per_class_rates(y_true, y_pred, labels)
@@ -135,6 +181,7 @@ class SelectiveResult:
     risk_coverage: object
     aurc: float
     timings: dict
+    exclusions: dict | None = None  # what exclude_from_pool did, when an exclusion file was used
 
 
 def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
@@ -152,19 +199,26 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
     t0 = time.perf_counter()
     # The test split is drawn first, from the data and the seed alone, and locked.
     split = stratified_test_split(ds.y, config.test_per_class, config.seed)
+    data, exclusions = ds, None
+    if config.exclusions is not None:
+        data, split, exclusions = exclude_from_pool(ds, split, config.exclusions,
+                                                    config.exclusion_mode)
     pool = split.train
-    plan = stratified_kfold(ds.y[pool], config.folds, config.seed)
+    plan = stratified_kfold(data.y[pool], config.folds, config.seed)
     t_split = time.perf_counter() - t0
 
     with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv) as run:
         run.record_timing("load", t_load)
         run.record_timing("split", t_split)
         run.record_data("dataset", ds.provenance())
+        if exclusions is not None:
+            run.record_data("exclusions", exclusions)
         save_split(run, split)
         run.write_json("folds.json", {"positions": pool.tolist(), "fold": plan.fold.tolist()})
         with run.stage("leakage_check"):
             leakage = leakage_report(ds.x, split)
-        result = _fit_and_evaluate(run, config, cnn, ds, split, plan, leakage)
+        result = _fit_and_evaluate(run, config, cnn, data, split, plan, leakage,
+                                   exclusions=exclusions)
         with run.stage("report"):
             from notsure.jobs.selective_report import write_outputs
 
@@ -175,8 +229,13 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
 
 
 def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, ds: Dataset,
-                      split, plan, leakage: dict) -> SelectiveResult:
-    """Cross-fit, calibrate on out-of-fold scores, decide on the test set, save the predictor."""
+                      split, plan, leakage: dict, exclusions: dict | None = None
+                      ) -> SelectiveResult:
+    """Cross-fit, calibrate on out-of-fold scores, decide on the test set, save the predictor.
+
+    Trains and calibrates on ``ds.y[split.train]`` and scores against ``ds.y[split.test]``: to
+    relabel, pass a copy of the dataset whose labels differ only at pool positions.
+    """
     quiet = config.quiet
     pool, test = split.train, split.test
     with run.stage("cross_fit"):
@@ -224,7 +283,7 @@ def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, d
         config=config, dataset=ds, split=split, leakage=leakage, fit=fit,
         certificates=certificates, test_decisions=decisions, before=before, after=after,
         calibration_after=calibration_after, member_test_accuracy=members,
-        risk_coverage=rc, aurc=area, timings=run.manifest["timings_s"],
+        risk_coverage=rc, aurc=area, timings=run.manifest["timings_s"], exclusions=exclusions,
     )
 
 

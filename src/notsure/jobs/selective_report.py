@@ -31,7 +31,7 @@ def metrics_document(r: SelectiveResult) -> dict:
     after["meets_target"] = (r.after["fpr"] <= r.config.target_fpr).tolist()
     after["all_classes_meet_target"] = bool(np.all(r.after["fpr"] <= r.config.target_fpr))
     after["aurc"] = r.aurc
-    return {
+    doc = {
         "class_names": list(ds.class_names),
         "target_fpr": r.config.target_fpr,
         "delta": r.config.delta,
@@ -49,6 +49,9 @@ def metrics_document(r: SelectiveResult) -> dict:
         "members": {"test_accuracy": r.member_test_accuracy},
         "leakage": r.leakage,
     }
+    if r.exclusions is not None:
+        doc["exclusions"] = r.exclusions
+    return doc
 
 
 def rates_rows(m: dict, class_names: tuple[str, ...], target: float | None = None) -> list[dict]:
@@ -106,6 +109,18 @@ def write_outputs(run: RunFolder, r: SelectiveResult) -> None:
 def _n(k: int, one: str, many: str) -> str:
     """``1 false positive``, ``3 false positives``."""
     return f"{fmt.count(k)} {one if k == 1 else many}"
+
+
+def exclusion_sentence(info: dict) -> str:
+    """What an exclusion file changed, from the counts ``exclude_from_pool`` recorded."""
+    done = ("were dropped before the folds were drawn" if info["mode"] == "drop" else
+            "were used for training and calibration with their suggested labels")
+    return (
+        f"Exclusions from `{info['file']}` (SHA-256 `{info['sha256'][:16]}`, mode "
+        f"{info['mode']}): of the {_n(info['n_listed'], 'listed sample', 'listed samples')}, "
+        f"{fmt.count(info['n_pool'])} in the training pool {done}, and "
+        f"{fmt.count(info['n_test'])} in the locked test split kept their given labels, so the "
+        "test set is the one a run without exclusions uses.")
 
 
 def _discussion(r: SelectiveResult) -> list[str]:
@@ -209,6 +224,8 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     rep.paragraph(
         f"{fmt.count(len(ds))} images of shape {ds.shape} from `{ds.source}` "
         f"(format {ds.format}, fingerprint `{ds.fingerprint[:16]}`).")
+    if r.exclusions is not None:
+        rep.paragraph(exclusion_sentence(r.exclusions))
     rep.table([{"class": n, "all": int(counts[c]),
                 "test": int(np.sum(y_test == c)),
                 "calibration/training pool": int(np.sum(ds.y[pool] == c))}

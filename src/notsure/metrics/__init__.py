@@ -14,6 +14,7 @@ from notsure.metrics.counts import (
     precision_recall_f1,
 )
 from notsure.metrics.intervals import clopper_pearson
+from notsure.metrics.paired import McNemar, mcnemar
 from notsure.metrics.ranking import (
     MeanRoc,
     interpolate_roc,
@@ -36,6 +37,7 @@ from notsure.metrics.selective import (
 
 __all__ = [
     "ClassRates",
+    "McNemar",
     "MeanRoc",
     "RiskCoverage",
     "accuracy",
@@ -46,6 +48,7 @@ __all__ = [
     "coverage",
     "interpolate_roc",
     "macro_roc",
+    "mcnemar",
     "mean_roc",
     "per_class_rates",
     "precision_recall_f1",

@@ -124,6 +124,15 @@ def _metric_space(x: np.ndarray, metric: str) -> np.ndarray:
     raise ConfigError(f"k-NN metric must be one of {knn.METRICS}, got {metric!r}")
 
 
+def _neighbor_rows(x_fit: np.ndarray, x_eval: np.ndarray, metric: str,
+                   k_max: int) -> np.ndarray:
+    """Rows of ``x_fit`` nearest to each row of ``x_eval``, ``(len(x_eval), k_max)``, nearest
+    first, by scikit-learn's exact brute-force search."""
+    search = NearestNeighbors(n_neighbors=k_max, algorithm="brute", metric="euclidean")
+    search.fit(_metric_space(x_fit, metric))
+    return search.kneighbors(_metric_space(x_eval, metric), return_distance=False)
+
+
 def neighbor_votes(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, metric: str,
                    k_max: int) -> np.ndarray:
     """k-NN predictions ``(k_max, len(x_eval))`` for k = 1..k_max from one neighbour search.
@@ -133,12 +142,25 @@ def neighbor_votes(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, met
     """
     k_max = min(k_max, len(x_fit))
     classes, y_enc = np.unique(y_fit, return_inverse=True)
-    search = NearestNeighbors(n_neighbors=k_max, algorithm="brute", metric="euclidean")
-    search.fit(_metric_space(x_fit, metric))
-    _, index = search.kneighbors(_metric_space(x_eval, metric))
-    labels = y_enc[index]
+    labels = y_enc[_neighbor_rows(x_fit, x_eval, metric, k_max)]
     scores = knn.vote_scores(labels, len(classes))
     return classes[knn.predict(scores, knn.first_rank(labels, len(classes)))]
+
+
+def neighbor_vote_shares(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray,
+                         metric: str, k: int, n_classes: int) -> np.ndarray:
+    """Share of each ``x_eval`` row's ``k`` nearest ``x_fit`` rows in each class 0..C-1,
+    ``(len(x_eval), n_classes)``: k-NN class probabilities with uniform weights."""
+    y_fit = np.asarray(y_fit)
+    if not 1 <= k <= len(x_fit):
+        raise ConfigError(f"k must lie in 1..{len(x_fit)} (reference rows), got {k}")
+    if y_fit.shape != (len(x_fit),) or (y_fit.size and not 0 <= y_fit.min() <= y_fit.max()
+                                        < n_classes):
+        raise ConfigError(f"y_fit must be {len(x_fit)} class indices in 0..{n_classes - 1}")
+    if not len(x_eval):
+        return np.zeros((0, n_classes))
+    labels = y_fit[_neighbor_rows(x_fit, x_eval, metric, k)]
+    return knn.vote_scores(labels, n_classes)[k - 1]
 
 
 class NeighborVote:
