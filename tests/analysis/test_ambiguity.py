@@ -68,6 +68,10 @@ def test_rankings_match_brute_force_sorts():
 
     expected = sorted(range(300), key=lambda i: (margin(i), -stats.entropy(p[i]), i))
     assert least_confident(p).tolist() == expected
+    expected = sorted(range(300), key=lambda i: (-stats.entropy(p[i]), margin(i), i))
+    assert least_confident(p, by="entropy").tolist() == expected
+    with pytest.raises(ConfigError, match="by="):
+        least_confident(p, by="nope")
 
 
 def brute_confident_learning(p: np.ndarray, y: np.ndarray):

@@ -81,10 +81,14 @@ def most_confident_wrong(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     return wrong[np.lexsort((wrong, -p[wrong].max(axis=1)))]
 
 
-def least_confident(p: np.ndarray) -> np.ndarray:
-    """All positions, smallest top-2 margin first (entropy breaks ties, then position)."""
+def least_confident(p: np.ndarray, by: str = "margin") -> np.ndarray:
+    """All positions, least confident first: smallest top-2 margin (``"margin"``; entropy breaks
+    ties) or highest entropy (``"entropy"``; margin breaks ties); then position."""
     p = _check_probs(p)
-    return np.lexsort((np.arange(len(p)), -entropy(p), top2_margin(p)))
+    if by not in ("margin", "entropy"):
+        raise ConfigError(f"by={by!r}: expected 'margin' or 'entropy'")
+    keys = (top2_margin(p), -entropy(p)) if by == "margin" else (-entropy(p), top2_margin(p))
+    return np.lexsort((np.arange(len(p)), keys[1], keys[0]))
 
 
 @dataclass(frozen=True)

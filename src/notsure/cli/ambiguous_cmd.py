@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "exclusions.csv) as id,given_label,suggested_label, for `notsure "
                         "selective --exclusions`")
     p.add_argument("--measure-exclusion", action="store_true",
-                   help="also run the quick selective job with and without the flagged "
-                        "images in training and report both, paired on one test split (slow)")
+                   help="also run the selective job (the run's settings) with and without the "
+                        "flagged images in training and report both, paired on one test split "
+                        "(slow: two trainings)")
     p.add_argument("--test-per-class", type=int, default=1000,
                    help="test images per class of --measure-exclusion without --run")
     p.add_argument("--target-fpr", type=float, default=0.00015,

@@ -426,16 +426,17 @@ def rank_tables(ds: Dataset, scores: Scores, index: np.ndarray, top: int,
 
 def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: dict,
                       argv: list[str] | None) -> dict:
-    """Run the selective job (quick preset, same seed, hence the same locked test split) twice:
-    on every label, and with the images listed in ``exclusions`` dropped from training. Each
+    """Run the selective job (same settings, hence the same locked test split) twice: on every
+    label, and with the images listed in ``exclusions`` dropped from training. Each
     lands in its own run folder under ``exclusion/``; returns both runs' headline numbers and a
     paired comparison on the shared test images."""
     base = SelectiveConfig(data=settings["data"], format=settings["format"],
                            seed=settings["seed"], test_per_class=settings["test_per_class"],
                            folds=settings["folds"], target_fpr=settings["target_fpr"],
-                           delta=settings["delta"], quick=True, quiet=settings["quiet"],
-                           epochs=settings.get("epochs"))
-    out: dict = {"exclusions": str(exclusions), "preset": "quick"}
+                           delta=settings["delta"], quick=bool(settings["quick"]),
+                           quiet=settings["quiet"], epochs=settings["epochs"])
+    out: dict = {"exclusions": str(exclusions),
+                 "preset": "quick" if base.quick else "default", "epochs": base.epochs}
     decided = {}
     for name, file in (("all_labels", None), ("without_suspected", str(exclusions))):
         say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
@@ -540,11 +541,15 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
 
 
 def _measure_settings(config: AmbiguousConfig, run_manifest: dict | None) -> dict:
-    """Settings of the two selective runs: the analysed run's, else this job's."""
+    """Settings of the two selective runs: the analysed run's (its preset too), else this job's;
+    ``--epochs`` overrides either."""
     source = (run_manifest or {}).get("config") or {}
-    keys = ("data", "format", "seed", "test_per_class", "folds", "target_fpr", "delta")
+    keys = ("data", "format", "seed", "test_per_class", "folds", "target_fpr", "delta", "quick",
+            "epochs")
     settings = {k: source.get(k, getattr(config, k)) for k in keys}
-    return {**settings, "epochs": config.epochs, "quiet": config.quiet}
+    if config.epochs is not None:
+        settings["epochs"] = config.epochs
+    return {**settings, "quiet": config.quiet}
 
 
 def write_images(run: RunFolder, ds: Dataset, scores: Scores, index: np.ndarray,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from notsure.analysis.ambiguity import least_confident
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.ambiguous import (
     COLUMNS,
@@ -32,6 +33,11 @@ def top_indices(r: AmbiguousResult, n: int) -> dict[str, list[int]]:
     return {name: [int(row["index"]) for row in r.tables[name][:n]] for name in TABLES}
 
 
+def top_by_entropy(r: AmbiguousResult, n: int) -> list[int]:
+    """The ``n`` analysed indices of highest entropy (the other reading of "least confident")."""
+    return r.index[least_confident(r.scores.probs, by="entropy")[:n]].tolist()
+
+
 def n_flagged(r: AmbiguousResult) -> int:
     """Label-error candidates that confident learning flags."""
     return sum(1 for row in r.tables["suspected_label_errors"] if row["cl_flagged"])
@@ -55,6 +61,7 @@ def summary_document(r: AmbiguousResult) -> dict:
         "class_thresholds": r.cl.thresholds,
         "confident_joint": r.cl.joint,
         "top": top_indices(r, r.config.top),
+        "top_least_confident_by_entropy": top_by_entropy(r, r.config.top),
         "exclusion": r.exclusion,
     }
 
@@ -105,6 +112,12 @@ def _source_sentence(r: AmbiguousResult) -> str:
             "was trained on.")
 
 
+def _one_file(r: AmbiguousResult) -> bool:
+    """Whether ``index`` is the position in one file (else the position in the dataset)."""
+    return not np.array_equal(r.index, r.scores.positions) or len(
+        {i.split("/")[0] for i in r.dataset.ids[r.scores.positions].tolist()}) == 1
+
+
 def _explain_columns(report: Report, r: AmbiguousResult) -> None:
     report.bullets([
         "`confidence`: CNN probability of its predicted class; `margin`: top probability minus "
@@ -117,8 +130,11 @@ def _explain_columns(report: Report, r: AmbiguousResult) -> None:
         "`label_quality`: mean of the CNN and k-NN probabilities of the given label (low: the "
         "label is doubtful); `cl_flagged`: confident learning counts the image as its "
         "`suggested_label`.",
-        "`index`: position in the analysed file (for MNIST t10k, the index in the official "
-        f"test file); `imgs/<index>.png` is the image, upscaled {IMAGE_SCALE}x.",
+        "`index`: "
+        + ("the position in the analysed file (for MNIST t10k, the index in the official test "
+           "file)" if _one_file(r) else "the position in the dataset (the analysed images come "
+           "from more than one file; `id` names the file and the position in it)")
+        + f"; `imgs/<index>.png` is the image, upscaled {IMAGE_SCALE}x.",
         "Telling ambiguous from mislabelled: a flagged image both models place in the same "
         "other class, as confidently as that class's own members on average, looks "
         "mislabelled; an image with a small `margin`, or whose CNN and k-NN disagree, is "
@@ -151,6 +167,8 @@ def write_report(run: RunFolder, r: AmbiguousResult) -> None:
         report.section(TITLES[name])
         if name == "suspected_label_errors":
             _confident_learning(report, r)
+        if name == "least_confident":
+            _entropy_overlap(report, r)
         columns = SUSPECT_COLUMNS if name == "suspected_label_errors" else COLUMNS
         rows = r.tables[name]
         if rows:
@@ -167,6 +185,16 @@ def write_report(run: RunFolder, r: AmbiguousResult) -> None:
     _exclusion(report, r)
     report.run_summary()
     report.write()
+
+
+def _entropy_overlap(report: Report, r: AmbiguousResult) -> None:
+    top = r.config.top
+    by_margin = [int(row["index"]) for row in r.tables["least_confident"]]
+    by_entropy = top_by_entropy(r, top)
+    report.paragraph(
+        f"Ranked by entropy instead of margin, {len(set(by_margin) & set(by_entropy))} of the "
+        f"first {top} are the same images; the entropy top {top}: "
+        f"{', '.join(map(str, by_entropy))} (also in `summary.json`).")
 
 
 def _confident_learning(report: Report, r: AmbiguousResult) -> None:
@@ -211,9 +239,9 @@ def _exclusion(report: Report, r: AmbiguousResult) -> None:
         report.paragraph(
             "Not measured in this run"
             + (": nothing is flagged." if r.config.measure_exclusion else
-               ". `notsure ambiguous --measure-exclusion` trains the selective job twice (quick "
-               "preset, same seed, hence the same locked test split), with and without the "
-               "flagged images in training, and compares them here image by image."))
+               ". `notsure ambiguous --measure-exclusion` trains the selective job twice (the "
+               "analysed run's settings, hence the same locked test split), with and without "
+               "the flagged images in training, and compares them here image by image."))
         return
     e = r.exclusion
     rows = []
@@ -223,12 +251,13 @@ def _exclusion(report: Report, r: AmbiguousResult) -> None:
         rows.append({"training": title, "train images": m["n_train"], "test images": m["n_test"],
                      "accuracy": m["accuracy"], "coverage": m["coverage"],
                      "errors after": m["n_errors_after"], "max class FPR": m["max_fpr"],
-                     "run": m["run"], **({"dropped": info.get("pool_dropped", info.get(
-                         "dropped"))} if info else {})})
+                     "dropped": info.get("n_pool", 0), "run": m["run"]})
     report.table(rows, formats={"accuracy": fmt.pct, "coverage": fmt.pct,
                                 "max class FPR": fmt.num},
-                 caption="Quick preset, same seed and test split. Accuracy before abstention; "
-                         "coverage and errors at the target FPR.")
+                 caption=f"{e['preset'].capitalize()} preset"
+                 + (f", {e['epochs']} epochs" if e.get("epochs") else "")
+                 + ", same seed and test split. Accuracy before abstention; coverage and errors "
+                   "at the target FPR.")
     p = e["paired"]
     report.paragraph(
         f"Paired on the same {fmt.count(e['all_labels']['n_test'])} test images: excluding "
@@ -236,4 +265,7 @@ def _exclusion(report: Report, r: AmbiguousResult) -> None:
         f"images right only with every label, {p['without_right_only']} right only without "
         f"the flagged ones; exact McNemar p = {p['mcnemar_p']:.3g}); "
         f"{p['accepted_all_only']} images answered only with every label, "
-        f"{p['accepted_without_only']} only without the flagged ones.")
+        f"{p['accepted_without_only']} only without the flagged ones. Each arm is one "
+        "training run, so these differences include the run-to-run variation of training "
+        "(other images in each batch, other minima), which this comparison does not separate "
+        "from the effect of the exclusion.")
