@@ -162,6 +162,7 @@ class AmbiguousResult:
     exclusion: dict | None
     run_manifest: dict | None
 
+
 # -- inputs -----------------------------------------------------------------------------------
 
 def _read_json(path: Path) -> dict:
