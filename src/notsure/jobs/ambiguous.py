@@ -154,7 +154,8 @@ class AmbiguousResult:
     analysed: str  # what the analysed set is, in words
     scores: Scores  # of the analysed images
     n_scored: int  # images with out-of-sample scores (the thresholds' reference set)
-    index: np.ndarray  # (M,) index shown for each analysed row (position in its file)
+    index: np.ndarray  # (M,) index shown for each analysed row
+    index_in_file: bool  # index is the position in the one file all rows come from
     cl: ConfidentLearning
     flag_counts: dict  # per opinion: images flagged in the reference set and in the analysed set
     tables: dict[str, list[dict]]
@@ -206,16 +207,16 @@ def official_test_positions(ds: Dataset) -> np.ndarray:
     return np.flatnonzero(np.isin(prefix, TEST_PARTS))
 
 
-def file_index(ds: Dataset, positions: np.ndarray) -> np.ndarray:
-    """The index to show for each analysed sample: its position in its file when all come from
-    one file (``t10k/4176`` -> 4176), else its position in the dataset."""
+def file_index(ds: Dataset, positions: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The index to show for each analysed sample, and whether it is its position in its file:
+    so when all come from one file (``t10k/4176`` -> 4176), else the position in the dataset."""
     parts = np.char.partition(ds.ids[positions].astype(str), "/")
     prefix, number = parts[:, 0], parts[:, 2]
     if len(positions) and len(np.unique(prefix)) == 1 and np.all(np.char.isdigit(number)):
         index = number.astype(np.int64)
         if len(np.unique(index)) == len(index):
-            return index
-    return np.asarray(positions, dtype=np.int64)
+            return index, True
+    return np.asarray(positions, dtype=np.int64), False
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -443,7 +444,6 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
         say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
         path = run_selective(replace(base, out=str(run.path / "exclusion" / name),
                                      exclusions=file), argv=argv)
-        manifest = _read_json(path / "manifest.json")
         metrics = _read_json(path / "metrics.json")
         split = load_split(path / "split.json", len(ds))
         with np.load(path / "scores.npz", allow_pickle=False) as npz:
@@ -455,7 +455,7 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
                      "accuracy": metrics["before"]["accuracy"],
                      "coverage": after["coverage"], "n_errors_after": after["n_errors"],
                      "max_fpr": max(v for v in after["fpr"] if v is not None),
-                     "exclusions": manifest.get("data", {}).get("exclusions")}
+                     "exclusions": metrics.get("exclusions")}
     (split_a, dec_a), (split_b, dec_b) = decided["all_labels"], decided["without_suspected"]
     if not np.array_equal(split_a.test, split_b.test):
         raise DataError("the two measurement runs have different test splits; cannot pair them")
@@ -503,11 +503,11 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
         with run.stage("knn_opinions"):
             every.knn = knn_opinions(ds, every, config.knn_k, quiet)
         with run.stage("leakage_check"):
-            count_out_of_sample(every)
+            count_out_of_sample(every)  # the analysed rows are among these
             scores = every.take(rows)
-            checked = count_out_of_sample(scores)
+            checked = len(rows)
         with run.stage("rank"):
-            index = file_index(ds, scores.positions)
+            index, index_in_file = file_index(ds, scores.positions)
             y_every = ds.y[every.positions]
             thresholds = class_thresholds(every.both, y_every)
             cl = confident_learning(scores.both, ds.y[scores.positions], thresholds=thresholds,
@@ -529,7 +529,8 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
                 settings = _measure_settings(config, run_manifest)
                 exclusion = measure_exclusion(run, ds, exclusions, settings, argv)
         result = AmbiguousResult(config=config, dataset=ds, analysed=what, scores=scores,
-                                 n_scored=len(every.positions), index=index, cl=cl,
+                                 n_scored=len(every.positions), index=index,
+                                 index_in_file=index_in_file, cl=cl,
                                  flag_counts=counts, tables=tables, leakage_checked=checked,
                                  exclusion=exclusion, run_manifest=run_manifest)
         with run.stage("report"):

@@ -112,12 +112,6 @@ def _source_sentence(r: AmbiguousResult) -> str:
             "was trained on.")
 
 
-def _one_file(r: AmbiguousResult) -> bool:
-    """Whether ``index`` is the position in one file (else the position in the dataset)."""
-    return not np.array_equal(r.index, r.scores.positions) or len(
-        {i.split("/")[0] for i in r.dataset.ids[r.scores.positions].tolist()}) == 1
-
-
 def _explain_columns(report: Report, r: AmbiguousResult) -> None:
     report.bullets([
         "`confidence`: CNN probability of its predicted class; `margin`: top probability minus "
@@ -132,7 +126,7 @@ def _explain_columns(report: Report, r: AmbiguousResult) -> None:
         "`suggested_label`.",
         "`index`: "
         + ("the position in the analysed file (for MNIST t10k, the index in the official test "
-           "file)" if _one_file(r) else "the position in the dataset (the analysed images come "
+           "file)" if r.index_in_file else "the position in the dataset (the analysed images come "
            "from more than one file; `id` names the file and the position in it)")
         + f"; `imgs/<index>.png` is the image, upscaled {IMAGE_SCALE}x.",
         "Telling ambiguous from mislabelled: a flagged image both models place in the same "
