@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy.special import softmax
+from scipy.stats import binomtest
 from sklearn.neighbors import KNeighborsClassifier
 from test_selective import make_images
 
@@ -246,9 +247,18 @@ def test_cli_with_run_analyses_each_scope_and_measures_exclusion(selective_run, 
     assert e["all_labels"]["n_train"] - e["without_suspected"]["n_train"] == in_pool
     dropped = np.setdiff1d(splits["all_labels"].train, splits["without_suspected"].train)
     assert sorted(ds.ids[dropped].tolist()) == sorted(set(ds.ids[split.train]) & set(flagged.ids))
-    p = e["paired"]
-    assert p["all_right_only"] + p["without_right_only"] <= len(split.test)
-    assert 0.0 <= p["mcnemar_p"] <= 1.0
+    # The image-by-image comparison agrees with each run's own metrics.json, and its p-value is
+    # scipy's exact binomial test of the discordant counts.
+    p, n_test = e["paired"], len(split.test)
+    a, b = e["all_labels"], e["without_suspected"]
+    assert p["without_right_only"] - p["all_right_only"] == round(
+        (b["accuracy"] - a["accuracy"]) * n_test)
+    assert p["accepted_without_only"] - p["accepted_all_only"] == round(
+        (b["coverage"] - a["coverage"]) * n_test)
+    discordant = p["all_right_only"] + p["without_right_only"]
+    expected = (binomtest(min(p["all_right_only"], p["without_right_only"]), discordant).pvalue
+                if discordant else 1.0)
+    assert p["mcnemar_p"] == pytest.approx(expected)
 
     # --split analyses exactly the run's test split.
     out2 = tmp_path / "amb-split"
