@@ -8,7 +8,7 @@ image shape, the score rule), so ``notsure predict RUN_DIR INPUT`` needs nothing
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from notsure import NOT_SURE
 from notsure.decisions import ThresholdStrategy, ensemble_margins
 from notsure.errors import ConfigError, DataError
 from notsure.io.run_folder import RunFolder
+from notsure.models.cnn import default_precision
 from notsure.models.predict import predict_logits
 from notsure.models.store import load_model, save_model
 
@@ -50,7 +51,7 @@ class SelectivePredictor:
     strategy: ThresholdStrategy
     class_names: tuple[str, ...]
     image_shape: tuple[int, int]
-    precision: str = "bf16"
+    precision: str = field(default_factory=default_precision)
 
     def decide_logits(self, member_logits: np.ndarray) -> Decisions:
         """Apply the decision rule to members' logits ``(K, N, C)``."""

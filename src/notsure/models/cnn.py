@@ -12,7 +12,8 @@ import copy
 import dataclasses
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import torch
@@ -30,6 +31,29 @@ PRECISIONS = ("bf16", "fp32")
 SCHEDULES = ("onecycle", "cosine")
 
 
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX-512 BF16).
+
+    Elsewhere (AVX2-only CPUs) torch emulates bf16 and trains about 8x *slower* than fp32
+    (measured on an AVX2 AMD EPYC: 164 against 1,362 images/s), so bf16 only pays where native.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def default_precision() -> Precision:
+    """``"bf16"`` where the CPU has native bf16 arithmetic, else ``"fp32"``."""
+    return "bf16" if native_bf16() else "fp32"
+
+
 @dataclass(frozen=True)
 class CNNConfig:
     """Architecture and training settings of one CNN; ``default()`` and ``quick()`` are presets.
@@ -38,7 +62,9 @@ class CNNConfig:
     separates stages. Training: AdamW with ``lr`` peak and ``weight_decay``, ``schedule`` with a
     ``warmup_frac`` warm-up, ``label_smoothing``, random affine ``augment``ation. ``precision``
     "bf16" runs convolutions in bfloat16 autocast (AMX on recent Intel CPUs: ~1.7x faster
-    training, ~2-3x faster inference, same accuracy); the head and loss stay float32.
+    training, ~2-3x faster inference, same accuracy); the head and loss stay float32. The default
+    is bf16 only where the CPU has native bf16 (:func:`default_precision`); the precision used is
+    recorded with every trained model.
     ``max_train`` caps the training images (a seeded random subsample), for quick runs.
     ``threads=None`` uses every core.
     """
@@ -54,7 +80,7 @@ class CNNConfig:
     warmup_frac: float = 0.2
     label_smoothing: float = 0.0
     augment: bool = True
-    precision: Precision = "bf16"
+    precision: Precision = field(default_factory=default_precision)
     threads: int | None = None
     max_train: int | None = None
 

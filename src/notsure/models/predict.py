@@ -15,6 +15,7 @@ from notsure.models.cnn import (
     PRECISIONS,
     ConvNet,
     Precision,
+    default_precision,
     fuse_for_inference,
     resolve_threads,
     torch_threads,
@@ -43,18 +44,21 @@ def predict_logits(
     x: np.ndarray,
     *,
     batch_size: int = 128,
-    precision: Precision = "bf16",
+    precision: Precision | None = None,
     threads: int | None = None,
     quiet: bool = True,
 ) -> np.ndarray:
     """Logits of raw-pixel images ``x`` ``(N, H, W)``: ``(N, C)`` for one network, ``(K, N, C)``
-    for a sequence of K networks. Always float32, whatever ``precision`` computes in.
+    for a sequence of K networks. Always float32, whatever ``precision`` computes in (default:
+    :func:`notsure.models.cnn.default_precision`, bf16 only where the CPU has it natively).
 
     ``threads`` workers (default: all cores) each take whole batches and run every network on
     them with one torch thread. Unlike torch's own multi-threading, which waits for all threads
     after every operation and slows down many-fold when another process shares a core, workers
     never wait for each other. Batches of a few hundred images keep activations in cache.
     """
+    if precision is None:
+        precision = default_precision()
     if precision not in PRECISIONS:
         raise DataError(f"precision={precision!r}: expected one of {PRECISIONS}")
     if batch_size < 1:
