@@ -61,7 +61,7 @@ def small_run(small_npz, tmp_path_factory) -> Path:
 def test_writes_every_artifact(small_run):
     for name in ("manifest.json", "metrics.json", "thresholds.json", "predictor.json", "scores.npz",
                  "split.json", "folds.json", "report.html", "report.md",
-                 "models/fold0.safetensors", "models/fold1.safetensors",
+                 "models/fold0_member0.safetensors", "models/fold1_member1.safetensors",
                  "tables/certificates.csv", "tables/rates_after.csv",
                  "figures/confusion_before.png", "figures/confusion_after.png",
                  "figures/risk_coverage.png", "figures/training_curves.png"):
@@ -154,3 +154,61 @@ def test_predict_refuses_images_of_the_wrong_size(small_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "(32, 32)" in err[0] and "(28, 28)" in err[0]
     assert not out.exists()
+
+
+def _tampered_copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _predict_error(run: Path, small_npz: Path, tmp_path: Path, capsys) -> str:
+    ds = load(small_npz)
+    x = tmp_path / "x.npy"
+    np.save(x, ds.x[:10])
+    out = tmp_path / "pred.csv"
+    code = main(["predict", str(run), str(x), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert not out.exists()
+    return err[0]
+
+
+def _edit_json(path: Path, change) -> None:
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("name,change,message", [
+    ("predictor.json", lambda d: d["thresholds"].__setitem__(1, float("nan")), "finite"),
+    ("predictor.json", lambda d: d.__setitem__("thresholds", [-5.0] * 3), "altered since"),
+    ("predictor.json", lambda d: d.__setitem__("rule", "mean"), "unknown rule"),
+    ("predictor.json", lambda d: d.__setitem__("class_names", ["a", "b"]), "thresholds for 2"),
+    ("manifest.json", lambda d: d.__setitem__("status", "running"), "not complete"),
+    ("models/fold1_member0.json", lambda d: d.__setitem__("image_shape", [32, 32]), "altered"),
+])
+def test_predict_refuses_a_tampered_or_unfinished_run(small_run, small_npz, tmp_path, capsys,
+                                                      name, change, message):
+    run = _tampered_copy(small_run, tmp_path)
+    _edit_json(run / name, change)
+    error = _predict_error(run, small_npz, tmp_path, capsys)
+    assert message in error and "run" in error
+
+
+def test_predict_refuses_a_member_swapped_for_another_architecture(small_run, small_npz, tmp_path,
+                                                                  capsys):
+    # A self-consistent model file (weights match its own JSON) of another architecture / class
+    # count replaces a member: the hash and shape recorded in predictor.json catch it.
+    from notsure.models.cnn import CNNConfig, build_model
+    from notsure.models.store import save_model
+
+    for n_classes, stages in ((3, ((8,), (16,))), (7, ((16,), (32, 32), (64, 64)))):
+        run = _tampered_copy(small_run, tmp_path / f"c{n_classes}")
+        config = CNNConfig.quick().replace(stages=stages)
+        save_model(run / "models/fold0_member1", build_model(config, n_classes), config,
+                   image_shape=(28, 28))
+        error = _predict_error(run, small_npz, tmp_path / f"c{n_classes}", capsys)
+        assert "fold0_member1" in error

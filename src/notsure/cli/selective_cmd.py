@@ -20,10 +20,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/selective-<timestamp>)")
     p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
     p.add_argument("--test-per-class", type=int, default=1000, help="test images per class")
-    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds = ensemble size")
+    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds")
+    p.add_argument("--members", type=int, default=2,
+                   help="CNNs per fold; each fold's ensemble scores the images it held out")
+    p.add_argument("--workers", type=int,
+                   help="processes training fold members at once (default: one per core); "
+                        "results do not depend on it")
+    p.add_argument("--strategy", choices=("routed", "min-fold", "min-member"), default="routed",
+                   help="decision rule: routed = each image answered by one fold ensemble picked "
+                        "by a hash of its pixels (calibrated exactly); min-fold / min-member = "
+                        "every fold ensemble / every member must clear the threshold")
     p.add_argument("--target-fpr", type=float, default=0.00015, help="max FPR for every class")
     p.add_argument("--delta", type=float, default=0.05,
                    help="allowed probability that the guarantee fails")
+    p.add_argument("--fpr-meaning", choices=("test", "rate"), default="test",
+                   help="test: a test set of --test-per-class images per class shows every "
+                        "class's FPR <= target with probability >= 1 - delta; rate: the true "
+                        "FPR is <= target with probability >= 1 - delta")
     p.add_argument("--quick", action="store_true",
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
@@ -54,7 +67,9 @@ def _selective(args: argparse.Namespace) -> int:
 
     config = SelectiveConfig(
         data=args.data, format=args.format, out=args.out, seed=args.seed,
-        test_per_class=args.test_per_class, folds=args.folds, target_fpr=args.target_fpr,
+        test_per_class=args.test_per_class, folds=args.folds, members=args.members,
+        workers=args.workers,
+        strategy=args.strategy, fpr_meaning=args.fpr_meaning, target_fpr=args.target_fpr,
         delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
         precision=args.precision, exclusions=args.exclusions,
         exclusion_mode=args.exclusion_mode)

@@ -1,16 +1,38 @@
 """Decision strategies: turn class scores into a class or ``NOT_SURE`` with a stated guarantee."""
 
 from notsure.decisions.neyman_pearson import (
+    MEANINGS,
     ClassCertificate,
+    all_classes_pass_probability,
     allowed_exceedances,
+    allowed_exceedances_for_test,
     certifiable_fpr,
     choose_thresholds,
+    criterion_pass_probability,
     violation_probability,
 )
-from notsure.decisions.scores import ensemble_margins, logit_margins
+from notsure.decisions.rules import (
+    RULE_TEXT,
+    RULES,
+    calibration_scores,
+    check_rule,
+    deployed_scores,
+)
+from notsure.decisions.scores import ensemble_margins, fold_mean_logits, logit_margins, route
 from notsure.decisions.strategy import ThresholdStrategy
 
 __all__ = [
+    "MEANINGS",
+    "RULES",
+    "RULE_TEXT",
+    "all_classes_pass_probability",
+    "allowed_exceedances_for_test",
+    "calibration_scores",
+    "check_rule",
+    "deployed_scores",
+    "fold_mean_logits",
+    "route",
+    "criterion_pass_probability",
     "ClassCertificate",
     "ThresholdStrategy",
     "allowed_exceedances",

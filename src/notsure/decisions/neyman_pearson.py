@@ -13,6 +13,16 @@ If even r = 0 fails, n is too small: ``(1 - alpha)^n > delta``, i.e. n < log(del
 (about 20,000 for alpha = 0.00015, delta = 0.05). The certificate then says so and gives the
 smallest FPR that *can* be certified with these n: ``1 - delta^(1/n)``.
 
+What ``alpha`` means is the user's choice (``meaning``):
+
+- ``"rate"``: the true FPR is at most ``alpha`` with probability >= 1 - delta (above).
+- ``"test"``: a test set with m negatives of the class will show at most floor(alpha * m) false
+  positives (the criterion "test FPR <= alpha") with probability >= 1 - delta. With continuous
+  scores the FPR at the (r+1)-th largest of n calibration negatives is exactly Beta(r+1, n-r)
+  distributed, so the test count is Beta-binomial(m, r+1, n-r): :func:`test_pass_probability`.
+  A test set of 9,000 negatives fails at 2 false positives (2/9000 > 0.00015), so this meaning
+  asks for a much lower rate than ``"rate"`` does.
+
 Pooled out-of-fold scores from K fold models are a mixture of K score distributions; the count of
 passing negatives is then Poisson-binomial with the mixture's mean rate, whose lower tail is
 bounded by the binomial one for r <= n*alpha - 1 (Hoeffding, 1956), so the bound holds for the
@@ -22,6 +32,7 @@ ensemble.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,6 +51,32 @@ def _check_rates(alpha: float, delta: float) -> None:
 def violation_probability(n: int, r: int, alpha: float) -> float:
     """Upper bound on P(FPR > alpha) when at most ``r`` of ``n`` calibration negatives pass."""
     return float(stats.binom.cdf(r, n, alpha))
+
+
+def criterion_pass_probability(n: int, r: int, alpha: float, m: int) -> float:
+    """P(a test set with ``m`` negatives shows at most floor(alpha * m) false positives) when the
+    threshold lets ``r`` of ``n`` calibration negatives pass (Beta-binomial, exact for continuous
+    scores over calibration and test draws)."""
+    if n <= 0 or m <= 0:
+        return float("nan") if m <= 0 else 0.0
+    r = min(max(r, 0), n - 1)
+    return float(stats.betabinom.cdf(int(np.floor(alpha * m + 1e-9)), m, r + 1, n - r))
+
+
+def allowed_exceedances_for_test(n: int, alpha: float, delta: float, m: int) -> int:
+    """Largest r whose :func:`test_pass_probability` is at least 1 - delta; -1 if none."""
+    _check_rates(alpha, delta)
+    r = -1
+    while r + 1 < n and criterion_pass_probability(n, r + 1, alpha, m) >= 1 - delta:
+        r += 1
+    return r
+
+
+def all_classes_pass_probability(per_class: Sequence[float]) -> float:
+    """Lower bound (Bonferroni) on P(every class passes the test) from per-class probabilities;
+    no independence between classes is assumed."""
+    values = np.asarray([p for p in per_class if np.isfinite(p)], dtype=np.float64)
+    return float(max(0.0, 1.0 - np.sum(1.0 - values)))
 
 
 def allowed_exceedances(n: int, alpha: float, delta: float) -> int:
@@ -74,22 +111,35 @@ class ClassCertificate:
     certified: bool
     certifiable_fpr: float
     mixture_bound_applies: bool
-
+    meaning: str = "rate"  # what alpha means: "rate" (true FPR) or "test" (test criterion)
+    test_negatives: int = 0  # m: negatives of this class in the test set the "test" meaning uses
+    test_pass_probability: float = float("nan")  # P(test FPR <= alpha) given r, n and m
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+MEANINGS = ("rate", "test")
+
+
 def choose_thresholds(
-    scores: np.ndarray, y: np.ndarray, alpha: float, delta: float
+    scores: np.ndarray, y: np.ndarray, alpha: float, delta: float, *,
+    meaning: str = "rate", test_negatives: Sequence[int] | int | None = None,
 ) -> list[ClassCertificate]:
     """Per-class thresholds on ``scores`` (N, C) from calibration labels ``y`` (N,) in 0..C-1.
 
     Class c is predicted only when ``scores[:, c] > threshold_c``. A class whose negatives are too
     few for the target gets the most conservative threshold the data allow (above every negative,
-    r = 0) and ``certified=False``, with the FPR that it does certify.
+    r = 0) and ``certified=False``, with the FPR that it does certify. ``meaning="test"`` picks r
+    so a test set with ``test_negatives`` negatives of the class (one count, or one per class)
+    passes "FPR <= alpha" with probability >= 1 - delta; each certificate reports that
+    probability whenever ``test_negatives`` is given.
     """
     _check_rates(alpha, delta)
+    if meaning not in MEANINGS:
+        raise ConfigError(f"meaning must be one of {MEANINGS}, got {meaning!r}")
+    if meaning == "test" and test_negatives is None:
+        raise ConfigError("meaning='test' needs test_negatives (negatives per class in the test)")
     scores = np.asarray(scores, dtype=np.float64)
     y = np.asarray(y)
     if scores.ndim != 2 or scores.shape[0] != y.shape[0]:
@@ -101,12 +151,18 @@ def choose_thresholds(
     n_classes = scores.shape[1]
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ConfigError(f"calibration labels must lie in 0..{n_classes - 1}")
+    if test_negatives is None:
+        m_per_class = np.zeros(n_classes, dtype=np.int64)
+    else:
+        m_per_class = np.broadcast_to(np.asarray(test_negatives, dtype=np.int64), (n_classes,))
     certificates = []
     for c in range(n_classes):
         neg = scores[y != c, c]
         pos = scores[y == c, c]
         n = neg.size
-        r = allowed_exceedances(n, alpha, delta)
+        m = int(m_per_class[c])
+        r = (allowed_exceedances_for_test(n, alpha, delta, m) if meaning == "test"
+             else allowed_exceedances(n, alpha, delta))
         certified = r >= 0
         r_used = max(r, 0)
         if n == 0:
@@ -124,5 +180,8 @@ def choose_thresholds(
             certifiable_fpr=certifiable_fpr(n, delta),
             # Hoeffding's comparison (pooled out-of-fold scores) needs r <= n * alpha - 1.
             mixture_bound_applies=bool(r_used <= n * alpha - 1),
+            meaning=meaning, test_negatives=m,
+            test_pass_probability=(criterion_pass_probability(n, r_used, alpha, m) if m > 0
+                                   else float("nan")),
         ))
     return certificates

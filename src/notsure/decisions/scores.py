@@ -7,6 +7,8 @@ extreme tail that a 0.00015 false positive rate needs.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from notsure.errors import ConfigError
@@ -35,3 +37,29 @@ def ensemble_margins(logits: np.ndarray) -> np.ndarray:
     if z.ndim != 3:
         raise ConfigError(f"ensemble logits must have shape (K, N, C), got {z.shape}")
     return logit_margins(z).min(axis=0)
+
+
+def fold_mean_logits(member_logits: np.ndarray, n_folds: int) -> np.ndarray:
+    """Mean logits of each fold's members: ``(K*M, N, C)`` in fold-major order -> ``(K, N, C)``."""
+    z = np.asarray(member_logits)
+    if z.ndim != 3 or n_folds < 1 or z.shape[0] % n_folds:
+        raise ConfigError(f"member logits of shape {z.shape} do not split into {n_folds} folds")
+    return z.reshape(n_folds, z.shape[0] // n_folds, *z.shape[1:]).mean(axis=1)
+
+
+def route(x: np.ndarray, n_folds: int) -> np.ndarray:
+    """The fold ensemble that answers each image: BLAKE2b of its uint8 pixels, modulo ``n_folds``.
+
+    A hash of the content is deterministic (the same image always gets the same answer) and, for
+    any distribution of images, spreads them evenly over the folds independently of their class,
+    so the routed predictor's false positive rate is the average of the fold ensembles' rates:
+    exactly what pooled out-of-fold calibration certifies.
+    """
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.uint8:
+        x = np.ascontiguousarray(np.clip(np.rint(x), 0, 255).astype(np.uint8))
+    flat = x.reshape(len(x), -1)
+    out = np.empty(len(x), dtype=np.int64)
+    for i, row in enumerate(flat):
+        out[i] = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=4).digest(), "little")
+    return out % n_folds

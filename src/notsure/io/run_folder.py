@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import io
+import json
 import os
 import platform
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 from notsure.errors import ConfigError
 from notsure.io.atomic import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
+from notsure.io.hashing import sha256_file
 
 MANIFEST = "manifest.json"
 _PACKAGES = ("notsure", "numpy", "scipy", "scikit-learn", "torch", "matplotlib", "safetensors")
@@ -133,8 +135,10 @@ class RunFolder:
             self.manifest["finished"] = _now()
             self._write_manifest()
 
-    def finish(self) -> None:
-        """Mark the run complete with its end time and total wall time."""
+    def finish(self, seal: Sequence[str] = ()) -> None:
+        """Mark the run complete with its end time and total wall time; record the SHA-256 of
+        the artifacts named in ``seal`` so readers can tell an altered file (see :func:`sealed`)."""
+        self.manifest["sealed_sha256"] = {name: sha256_file(self.path / name) for name in seal}
         self.manifest["timings_s"]["total"] = round(time.perf_counter() - self._t0, 4)
         self.manifest["finished"] = _now()
         self.manifest["status"] = "complete"
@@ -172,6 +176,25 @@ class RunFolder:
         for row in rows:
             writer.writerow({c: _csv_cell(row.get(c)) for c in columns})
         return atomic_write_text(self.file(name), buf.getvalue())
+
+
+def check_sealed(run_dir: str | os.PathLike[str], name: str) -> None:
+    """Raise ConfigError unless ``run_dir``'s manifest says the run completed and, if the run
+    sealed ``name``, the file still has the recorded SHA-256."""
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        status = manifest.get("status")
+        sealed = manifest.get("sealed_sha256") or {}
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: unreadable run manifest ({exc})") from None
+    if status != "complete":
+        raise ConfigError(f"{run_dir}: the run is {status!r}, not complete (its {MANIFEST} says "
+                          "so); finish or rerun it before using it")
+    if name in sealed and sha256_file(run_dir / name) != sealed[name]:
+        raise ConfigError(f"{run_dir / name}: altered since the run finished (its SHA-256 differs "
+                          f"from the one sealed in {MANIFEST})")
 
 
 def _csv_cell(value: Any) -> Any:

@@ -263,9 +263,9 @@ def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Sp
     predictor = SelectivePredictor.load(run_dir)
     split = load_split(run_dir / "split.json", len(ds))
     pool_fold = _run_folds(run_dir, split)
-    k = len(predictor.models)
+    k = predictor.n_folds
     if pool_fold.min() < 0 or pool_fold.max() >= k:
-        raise DataError(f"{run_dir / 'folds.json'}: folds must lie in 0..{k - 1} (one per model)")
+        raise DataError(f"{run_dir / 'folds.json'}: folds must lie in 0..{k - 1} (one per fold)")
     stored = _stored_scores(run_dir, split, pool_fold)
     if stored is not None:
         member, oof = stored["test_member_logits"], stored["oof_logits"]
@@ -275,8 +275,8 @@ def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Sp
         oof = np.empty((len(split.train), ds.n_classes), dtype=np.float32)
         for j in range(k):
             rows = np.flatnonzero(pool_fold == j)
-            oof[rows] = predict_logits(predictor.models[j], ds.x[split.train[rows]],
-                                       precision=predictor.precision, quiet=quiet)
+            oof[rows] = predict_logits(predictor.fold_models(j), ds.x[split.train[rows]],
+                                       precision=predictor.precision, quiet=quiet).mean(axis=0)
     n_test, n_pool = len(split.test), len(split.train)
     probs = np.concatenate([ensemble_probabilities(member), ensemble_probabilities(oof[None])])
     trained_on = {j: split.train[pool_fold != j] for j in range(k)}
@@ -285,7 +285,8 @@ def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Sp
         positions=np.concatenate([split.test, split.train]), probs=probs,
         source=np.array([ENSEMBLE] * n_test + [OUT_OF_FOLD] * n_pool),
         scorer=np.concatenate([np.full(n_test, -1), pool_fold]),
-        n_members=np.concatenate([np.full(n_test, k), np.ones(n_pool, np.int64)]),
+        n_members=np.concatenate([np.full(n_test, len(predictor.models)),
+                                  np.full(n_pool, predictor.members, np.int64)]),
         agreement=np.concatenate([member_agreement(member, probs[:n_test].argmax(axis=1)),
                                   np.full(n_pool, np.nan)]),
         trained_on=trained_on)
@@ -447,8 +448,8 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
         metrics = _read_json(path / "metrics.json")
         split = load_split(path / "split.json", len(ds))
         with np.load(path / "scores.npz", allow_pickle=False) as npz:
-            member = npz["test_member_logits"]
-        decided[name] = (split, SelectivePredictor.load(path).decide_logits(member))
+            member, routes = npz["test_member_logits"], npz["test_routes"]
+        decided[name] = (split, SelectivePredictor.load(path).decide_logits(member, routes))
         after = metrics["after"]
         out[name] = {"run": str(path), "n_train": int(len(split.train)),
                      "n_test": int(len(split.test)),

@@ -1,8 +1,11 @@
-"""The deployed selective predictor: K fold CNNs, their decision thresholds and class names.
+"""The deployed selective predictor: K folds of M CNNs, the decision rule, its thresholds.
 
-Saved in a run folder as ``models/fold<k>.safetensors`` (+ JSON configs, via
-:mod:`notsure.models.store`, never unpickled) and ``predictor.json`` (thresholds, class names,
-image shape, the score rule), so ``notsure predict RUN_DIR INPUT`` needs nothing else.
+Saved in a run folder as ``models/fold<k>_member<m>.safetensors`` (+ JSON configs, via
+:mod:`notsure.models.store`, never unpickled) and ``predictor.json`` (rule, thresholds, class
+names, image shape, and per member: fold, weights SHA-256, class count, input shape), so
+``notsure predict RUN_DIR INPUT`` needs nothing else. Loading verifies the whole folder: the run
+completed, the schema holds (finite thresholds, one per class, a known rule), and every member's
+weights, class count and input shape match what was recorded at save time.
 """
 
 from __future__ import annotations
@@ -15,28 +18,38 @@ import numpy as np
 from torch import nn
 
 from notsure import NOT_SURE
-from notsure.decisions import ThresholdStrategy, ensemble_margins
+from notsure.decisions import (
+    RULE_TEXT,
+    RULES,
+    ThresholdStrategy,
+    deployed_scores,
+    logit_margins,
+    route,
+)
 from notsure.errors import ConfigError, DataError
-from notsure.io.run_folder import RunFolder
+from notsure.io.hashing import sha256_file
+from notsure.io.run_folder import RunFolder, check_sealed
 from notsure.models.cnn import default_precision
 from notsure.models.predict import predict_logits
-from notsure.models.store import load_model, save_model
+from notsure.models.store import load_model, model_paths, save_model
 
 PREDICTOR_FILE = "predictor.json"
-PREDICTOR_FORMAT = "notsure-selective-predictor/1"
-SCORE_RULE = ("min over members of the logit margin z_c - max_{j!=c} z_j; "
-              "candidate = argmax of mean logits")
+PREDICTOR_FORMAT = "notsure-selective-predictor/2"
+OLD_FORMAT = "notsure-selective-predictor/1"  # one member per fold, min-member rule
+REASONS = ("answered", "below_threshold", "out_of_distribution")
 
 
 @dataclass
 class Decisions:
     """What the predictor says about a batch of images."""
 
-    mean_logits: np.ndarray  # (N, C): ensemble mean, picks the candidate class
-    margins: np.ndarray  # (N, C): the calibrated score, min over members
-    member_logits: np.ndarray  # (K, N, C)
+    mean_logits: np.ndarray  # (N, C): the logits that pick the candidate class
+    margins: np.ndarray  # (N, C): the thresholded score of the rule
+    member_logits: np.ndarray | None  # (K*M, N, C) when every member ran, else None
     prediction: np.ndarray  # (N,): class index or NOT_SURE
-    confidence: np.ndarray  # (N,): candidate's margin above its threshold (>0: answered)
+    confidence: np.ndarray  # (N,): candidate's score above its threshold (>0: answered)
+    routes: np.ndarray | None = None  # (N,): answering fold (routed rule)
+    reason: np.ndarray | None = None  # (N,): one of REASONS
 
     @property
     def candidate(self) -> np.ndarray:
@@ -45,34 +58,71 @@ class Decisions:
 
 @dataclass
 class SelectivePredictor:
-    """An ensemble plus per-class thresholds on the ensemble margin."""
+    """An ensemble of ``n_folds`` x ``members`` CNNs (fold-major) plus per-class thresholds on the
+    score of ``rule`` (see :mod:`notsure.decisions.rules`)."""
 
     models: list[nn.Module]
     strategy: ThresholdStrategy
     class_names: tuple[str, ...]
     image_shape: tuple[int, int]
     precision: str = field(default_factory=default_precision)
+    rule: str = "min-member"
+    n_folds: int = 0  # 0: one fold per model
 
-    def decide_logits(self, member_logits: np.ndarray) -> Decisions:
-        """Apply the decision rule to members' logits ``(K, N, C)``."""
-        margins = ensemble_margins(member_logits)
-        mean = member_logits.mean(axis=0)
+    def __post_init__(self) -> None:
+        if self.n_folds == 0:
+            self.n_folds = len(self.models)
+        if self.rule not in RULES or len(self.models) % self.n_folds:
+            raise ConfigError(f"predictor: rule {self.rule!r} or {len(self.models)} models in "
+                              f"{self.n_folds} folds is inconsistent")
+
+    @property
+    def members(self) -> int:
+        """Members per fold (M)."""
+        return len(self.models) // self.n_folds
+
+    def fold_models(self, k: int) -> list[nn.Module]:
+        """The M members of fold ``k``."""
+        return self.models[k * self.members:(k + 1) * self.members]
+
+    def _decide(self, candidate_logits: np.ndarray, scores: np.ndarray,
+                member_logits: np.ndarray | None, routes: np.ndarray | None) -> Decisions:
+        prediction = self.strategy.decide(scores, candidate_logits)
+        reason = np.where(prediction == NOT_SURE, "below_threshold", "answered")
         return Decisions(
-            mean_logits=mean, margins=margins, member_logits=member_logits,
-            prediction=self.strategy.decide(margins, mean),
-            confidence=self.strategy.confidence(margins, mean),
-        )
+            mean_logits=candidate_logits, margins=scores, member_logits=member_logits,
+            prediction=prediction, confidence=self.strategy.confidence(scores, candidate_logits),
+            routes=routes, reason=reason)
+
+    def decide_logits(self, member_logits: np.ndarray, routes: np.ndarray | None = None
+                      ) -> Decisions:
+        """Apply the rule to every member's logits ``(K*M, N, C)``; ``routes`` (N,) names the
+        answering fold of each image (needed by the routed rule: :func:`route` of the pixels)."""
+        candidate, scores = deployed_scores(self.rule, member_logits, self.n_folds, routes)
+        return self._decide(candidate, scores, member_logits, routes)
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True) -> Decisions:
-        """Decisions for raw-pixel images ``x`` of shape ``(N, H, W)``."""
+        """Decisions for raw-pixel images ``x`` of shape ``(N, H, W)``; the routed rule runs only
+        the answering fold's members on each image."""
         if x.ndim != 3 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise DataError(
                 f"images have shape {tuple(x.shape[1:])} but the model was trained on "
                 f"{tuple(self.image_shape)}; resize them or use a run trained on that size"
             )
-        logits = predict_logits(self.models, x, batch_size=batch_size, precision=self.precision,
-                                quiet=quiet)
-        return self.decide_logits(logits)
+        routes = route(x, self.n_folds)
+        if self.rule != "routed":
+            logits = predict_logits(self.models, x, batch_size=batch_size,
+                                    precision=self.precision, quiet=quiet)
+            return self.decide_logits(logits, routes)
+        n_classes = len(self.class_names)
+        chosen = np.empty((len(x), n_classes), dtype=np.float32)
+        for k in range(self.n_folds):
+            rows = np.flatnonzero(routes == k)
+            if rows.size:
+                z = predict_logits(self.fold_models(k), x[rows], batch_size=batch_size,
+                                   precision=self.precision, quiet=quiet)
+                chosen[rows] = z.mean(axis=0)
+        return self._decide(chosen, logit_margins(chosen), None, routes)
 
     def labels_of(self, prediction: np.ndarray) -> list[str]:
         """Readable labels: class names, or ``not_sure``."""
@@ -81,51 +131,116 @@ class SelectivePredictor:
 
     def save(self, run: RunFolder, configs: list, meta: dict) -> None:
         """Write the members and ``predictor.json`` into the run folder (atomically)."""
-        files = []
-        for k, (model, config) in enumerate(zip(self.models, configs, strict=True)):
-            name = f"models/fold{k}"
-            save_model(run.path / name, model, config, image_shape=self.image_shape,
-                       meta={"fold": k, "class_names": list(self.class_names), **meta})
+        members = []
+        for i, (model, config) in enumerate(zip(self.models, configs, strict=True)):
+            k, m = divmod(i, self.members)
+            name = f"models/fold{k}_member{m}"
+            weights, _ = save_model(run.path / name, model, config, image_shape=self.image_shape,
+                                    meta={"fold": k, "member": m,
+                                          "class_names": list(self.class_names), **meta})
             run.file(name + ".safetensors")
             run.file(name + ".json")
-            files.append(name)
+            members.append({"file": name, "fold": k, "member": m,
+                            "weights_sha256": sha256_file(weights),
+                            "arch": config.arch, "stages": [list(s) for s in config.stages],
+                            "n_classes": len(self.class_names),
+                            "image_shape": list(self.image_shape)})
         run.write_json(PREDICTOR_FILE, {
             "format": PREDICTOR_FORMAT,
-            "members": files,
+            "rule": self.rule,
+            "score_rule": RULE_TEXT[self.rule],
+            "n_folds": self.n_folds,
+            "members_per_fold": self.members,
+            "members": members,
             "class_names": list(self.class_names),
             "image_shape": list(self.image_shape),
             "precision": self.precision,
             "thresholds": self.strategy.thresholds.tolist(),
-            "score_rule": SCORE_RULE,
             **meta,
         })
 
     @classmethod
     def load(cls, run_dir: str | Path) -> SelectivePredictor:
-        """Read a predictor from a run folder written by ``notsure selective``."""
+        """Read and verify a predictor from a finished ``notsure selective`` run folder."""
         run_dir = Path(run_dir)
         path = run_dir / PREDICTOR_FILE
         if not run_dir.is_dir():
             raise ConfigError(
                 f"{run_dir} is not a folder; give the run folder of `notsure selective`")
+        _require_complete(run_dir)
         if not path.is_file():
             raise ConfigError(
-                f"{run_dir} is not a selective run folder: {PREDICTOR_FILE} is missing "
-                "(was the run finished?)"
-            )
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if doc.get("format") != PREDICTOR_FORMAT:
-                raise ValueError(f"format {doc.get('format')!r}, expected {PREDICTOR_FORMAT!r}")
-            thresholds = np.asarray(doc["thresholds"], dtype=np.float64)
-            class_names = tuple(str(c) for c in doc["class_names"])
-            shape = tuple(int(s) for s in doc["image_shape"])
-            members = [run_dir / m for m in doc["members"]]
-            precision = str(doc.get("precision", "bf16"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: not a valid predictor file ({exc})") from exc
-        if thresholds.shape != (len(class_names),) or len(shape) != 2 or not members:
-            raise ConfigError(f"{path}: thresholds, class names or image shape are inconsistent")
-        models = [load_model(m).model for m in members]
-        return cls(models=models, strategy=ThresholdStrategy(thresholds),
-                   class_names=class_names, image_shape=shape, precision=precision)
+                f"{run_dir} is not a selective run folder: {PREDICTOR_FILE} is missing")
+        doc = _read_predictor_json(path)
+        models = []
+        for spec in doc["members"]:
+            stored = load_model(run_dir / spec["file"])
+            if (stored.n_classes != len(doc["class_names"])
+                    or list(stored.image_shape) != list(doc["image_shape"])):
+                raise ConfigError(
+                    f"{model_paths(run_dir / spec['file'])[1]}: a model for "
+                    f"{stored.n_classes} classes on {stored.image_shape} images, but "
+                    f"{PREDICTOR_FILE} says {len(doc['class_names'])} classes on "
+                    f"{tuple(doc['image_shape'])}; the run folder was altered")
+            if ("weights_sha256" in spec and sha256_file(model_paths(run_dir / spec["file"])[0])
+                    != spec["weights_sha256"]):
+                raise ConfigError(f"{run_dir / spec['file']}.safetensors: weights differ from "
+                                  f"the SHA-256 recorded in {PREDICTOR_FILE}; the run folder "
+                                  "was altered")
+            if "stages" in spec and [list(s) for s in stored.config.stages] != spec["stages"]:
+                raise ConfigError(f"{run_dir / spec['file']}.json: architecture differs from "
+                                  f"{PREDICTOR_FILE}; the run folder was altered")
+            models.append(stored.model)
+        return cls(models=models, strategy=ThresholdStrategy(doc["thresholds"]),
+                   class_names=doc["class_names"], image_shape=doc["image_shape"],
+                   precision=doc["precision"], rule=doc["rule"], n_folds=doc["n_folds"])
+
+
+def _require_complete(run_dir: Path) -> None:
+    """Refuse a run folder that did not complete, or whose predictor file changed since."""
+    if (run_dir / "manifest.json").is_file():  # else a bare predictor folder, no run around it
+        check_sealed(run_dir, PREDICTOR_FILE)
+
+
+def _read_predictor_json(path: Path) -> dict:
+    """``predictor.json`` parsed and schema-checked; one ConfigError naming the file otherwise."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        fmt = doc.get("format")
+        if fmt == OLD_FORMAT:  # one member per fold, min-member rule
+            doc["members"] = [{"file": f, "fold": k, "member": 0}
+                              for k, f in enumerate(doc["members"])]
+            doc.update(rule="min-member", n_folds=len(doc["members"]))
+        elif fmt != PREDICTOR_FORMAT:
+            raise ValueError(f"format {fmt!r}, expected {PREDICTOR_FORMAT!r}")
+        thresholds = np.asarray(doc["thresholds"], dtype=np.float64)
+        class_names = tuple(str(c) for c in doc["class_names"])
+        shape = tuple(int(s) for s in doc["image_shape"])
+        members = list(doc["members"])
+        n_folds = int(doc["n_folds"])
+        rule = str(doc["rule"])
+        precision = str(doc.get("precision", "bf16"))
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid predictor file ({exc})") from None
+    problems = []
+    if rule not in RULES:
+        problems.append(f"unknown rule {rule!r} (expected one of {', '.join(RULES)})")
+    if thresholds.shape != (len(class_names),) or len(class_names) < 2:
+        problems.append(f"{thresholds.size} thresholds for {len(class_names)} class names")
+    elif not np.all(np.isfinite(thresholds)):
+        problems.append("thresholds must be finite numbers")
+    if len(shape) != 2 or min(shape, default=0) < 1:
+        problems.append(f"image_shape {shape} is not (H, W)")
+    if not members or n_folds < 1 or len(members) % n_folds:
+        problems.append(f"{len(members)} members do not split into {n_folds} folds")
+    if precision not in ("bf16", "fp32"):
+        problems.append(f"unknown precision {precision!r}")
+    if problems:
+        raise ConfigError(f"{path}: not a valid predictor file: {'; '.join(problems)}")
+    if not all(isinstance(m, dict) and isinstance(m.get("file"), str) for m in members) or any(
+            ".." in Path(m["file"]).parts or Path(m["file"]).is_absolute() for m in members):
+        raise ConfigError(f"{path}: members must be relative file names inside the run folder")
+    doc.update(thresholds=thresholds, class_names=class_names, image_shape=shape,
+               members=members, n_folds=n_folds, rule=rule, precision=precision)
+    return doc
+

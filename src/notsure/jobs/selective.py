@@ -2,15 +2,20 @@
 positive rate at or below a target on a locked test set.
 
 dataset -> locked stratified test split -> (optional: drop or relabel listed suspected label errors
-of the training pool) -> cross-fitted CNN ensemble (out-of-fold scores for every pool image) ->
-per-class Neyman-Pearson thresholds on the ensemble margin (calibration data only) -> decisions on
-the test set -> metrics before and after -> report.
+of the training pool) -> K folds x M CNN members (out-of-fold fold-ensemble scores for every pool
+image) -> per-class Neyman-Pearson thresholds on the deployed rule's score (calibration data only)
+-> decisions on the test set -> metrics before and after -> report.
+
+:func:`fit_and_evaluate` computes and returns a :class:`SelectiveResult` without touching the disk;
+:func:`run_selective` reads the input, writes the run folder and the report around it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +33,20 @@ from notsure.data.splits import (
     stratified_kfold,
     stratified_test_split,
 )
-from notsure.decisions import ThresholdStrategy, choose_thresholds, logit_margins
+from notsure.decisions import (
+    MEANINGS,
+    RULES,
+    ThresholdStrategy,
+    all_classes_pass_probability,
+    allowed_exceedances,
+    allowed_exceedances_for_test,
+    calibration_scores,
+    certifiable_fpr,
+    choose_thresholds,
+    deployed_scores,
+    logit_margins,
+    route,
+)
 from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
@@ -43,10 +61,11 @@ from notsure.metrics import (
     risk_coverage_curve,
     selective_accuracy,
 )
-from notsure.models.cnn import CNNConfig
+from notsure.models.cnn import CNNConfig, resolve_threads
 from notsure.models.cross_fit import CrossFit, cross_fit
 
 EXCLUSION_MODES = ("drop", "relabel")
+DEFAULT_EPOCHS = 6  # per member of the default run (the CNN preset's own default is 8)
 
 
 @dataclass
@@ -58,9 +77,13 @@ class SelectiveConfig:
     out: str | None = None
     seed: int = 0
     test_per_class: int = 1000
-    folds: int = 5
+    folds: int = 2
+    members: int = 2  # CNNs per fold; the fold's ensemble scores its held-out images
+    workers: int | None = None  # processes training members at once (None: one per core)
+    strategy: str = "routed"  # decision rule, one of notsure.decisions.RULES
     target_fpr: float = 0.00015
     delta: float = 0.05
+    fpr_meaning: str = "test"  # "test": pass "test FPR <= target" w.p. >= 1-delta; "rate": true FPR
     quick: bool = False
     quiet: bool = False
     epochs: int | None = None  # override the preset's epochs
@@ -80,16 +103,50 @@ class SelectiveConfig:
             raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
         if self.test_per_class < 1:
             raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
+        if self.members < 1:
+            raise ConfigError(f"--members must be >= 1, got {self.members}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.strategy not in RULES:
+            raise ConfigError(f"--strategy must be one of {', '.join(RULES)}, "
+                              f"got {self.strategy!r}")
+        if self.fpr_meaning not in MEANINGS:
+            raise ConfigError(f"--fpr-meaning must be one of {', '.join(MEANINGS)}, "
+                              f"got {self.fpr_meaning!r}")
         check_cross_fit_options(self.folds, self.seed, self.epochs)
 
     def cnn_config(self) -> CNNConfig:
-        """The CNN preset (``--quick`` or default) with ``--epochs``/``--precision`` applied.
+        """The CNN preset (``--quick`` or default) with ``--epochs``/``--precision`` applied;
+        without ``--epochs`` the default run trains each member DEFAULT_EPOCHS epochs (its
+        2 x 2 members fit the 15-minute budget on two AVX2 cores).
 
         The presets use no label smoothing: smoothing caps every logit margin near
         log((1 - e + e/C) / (e/C)), squeezing confident right and confident wrong answers into one
         band, exactly where a 0.00015 FPR threshold has to separate them.
         """
-        return CNNConfig.preset(self.quick, epochs=self.epochs, precision=self.precision)
+        # One thread per member: members train in parallel processes (``workers``), and a
+        # member's numbers must not depend on how many processes there are.
+        epochs = self.epochs if self.epochs is not None or self.quick else DEFAULT_EPOCHS
+        return CNNConfig.preset(self.quick, epochs=epochs, precision=self.precision, threads=1)
+
+
+def check_target_supported(config: SelectiveConfig, y_pool: np.ndarray, n_classes: int) -> None:
+    """Refuse, before any training, a target the calibration data cannot certify for some class,
+    saying what the data can certify."""
+    counts = np.bincount(y_pool, minlength=n_classes)
+    n_neg = int(len(y_pool) - counts.max())  # the class with the fewest negatives
+    m = config.test_per_class * (n_classes - 1)
+    if config.fpr_meaning == "test":
+        ok = allowed_exceedances_for_test(n_neg, config.target_fpr, config.delta, m) >= 0
+    else:
+        ok = allowed_exceedances(n_neg, config.target_fpr, config.delta) >= 0
+    if not ok:
+        raise ConfigError(
+            f"--target-fpr {config.target_fpr} cannot be certified (--fpr-meaning "
+            f"{config.fpr_meaning}, --delta {config.delta}): the training pool gives at most "
+            f"{n_neg:,} calibration negatives for some class, which certify a true FPR of at best "
+            f"{certifiable_fpr(n_neg, config.delta):.2g}; raise --target-fpr or --delta, or "
+            "bring more data")
 
 
 def check_cross_fit_options(folds: int, seed: int, epochs: int | None) -> None:
@@ -173,13 +230,18 @@ class SelectiveResult:
     leakage: dict
     fit: CrossFit
     certificates: list
+    predictor: SelectivePredictor
     test_decisions: Decisions
     before: dict
     after: dict
     calibration_after: dict
     member_test_accuracy: list[float]
+    all_member_accuracy: float  # arg-max of the mean logits of every member, on the test set
     risk_coverage: object
     aurc: float
+    rule_comparison: list[dict]  # score kinds compared on calibration data only
+    test_of_other_rules: list[dict]  # the other rules on the test set: reported, never used
+    pass_probability: float  # lower bound on P(every class passes the test criterion)
     timings: dict
     exclusions: dict | None = None  # what exclude_from_pool did, when an exclusion file was used
 
@@ -204,6 +266,7 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
         data, split, exclusions = exclude_from_pool(ds, split, config.exclusions,
                                                     config.exclusion_mode)
     pool = split.train
+    check_target_supported(config, data.y[pool], ds.n_classes)
     plan = stratified_kfold(data.y[pool], config.folds, config.seed)
     t_split = time.perf_counter() - t0
 
@@ -217,74 +280,173 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
         run.write_json("folds.json", {"positions": pool.tolist(), "fold": plan.fold.tolist()})
         with run.stage("leakage_check"):
             leakage = leakage_report(ds.x, split)
-        result = _fit_and_evaluate(run, config, cnn, data, split, plan, leakage,
-                                   exclusions=exclusions)
+        result = fit_and_evaluate(config, cnn, data, split, plan, leakage, exclusions=exclusions,
+                                  stage=run.stage)
+        with run.stage("save_scores"):
+            save_scores(run, result)
+        with run.stage("save_model"):
+            result.predictor.save(run, [r.config for r in result.fit.results],
+                                  meta={"target_fpr": config.target_fpr, "delta": config.delta,
+                                        "fpr_meaning": config.fpr_meaning, "seed": config.seed})
+        with run.stage("throughput"):
+            run.record("predict_throughput", measure_throughput(result.predictor, ds.x[split.test]))
+        result.timings = run.manifest["timings_s"]
         with run.stage("report"):
             from notsure.jobs.selective_report import write_outputs
 
             write_outputs(run, result)
-        run.finish()
+        run.finish(seal=["predictor.json", "thresholds.json"])
     say(summary_line(result, run.path), quiet=quiet)
     return run.path
 
 
-def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, ds: Dataset,
-                      split, plan, leakage: dict, exclusions: dict | None = None
-                      ) -> SelectiveResult:
-    """Cross-fit, calibrate on out-of-fold scores, decide on the test set, save the predictor.
+def save_scores(run: RunFolder, r: SelectiveResult) -> None:
+    """Every score behind the thresholds and the test decisions, for audit and reuse."""
+    with run.atomic("scores.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh, pool_positions=r.split.train, oof_logits=r.fit.oof_logits,
+                oof_member_logits=r.fit.oof_member_logits, fold_of=r.fit.fold_of,
+                test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
+                test_routes=r.test_decisions.routes)
+
+
+@contextlib.contextmanager
+def _no_stage(name: str) -> Iterator[None]:
+    yield
+
+
+def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split, plan,
+                     leakage: dict, exclusions: dict | None = None,
+                     stage: Callable[[str], contextlib.AbstractContextManager] = _no_stage
+                     ) -> SelectiveResult:
+    """Cross-fit, calibrate on out-of-fold scores, decide on the test set; no disk access.
 
     Trains and calibrates on ``ds.y[split.train]`` and scores against ``ds.y[split.test]``: to
-    relabel, pass a copy of the dataset whose labels differ only at pool positions.
+    relabel, pass a copy of the dataset whose labels differ only at pool positions. ``stage``
+    times each step (the run folder's ``stage``).
     """
     quiet = config.quiet
     pool, test = split.train, split.test
-    with run.stage("cross_fit"):
+    labels = np.arange(ds.n_classes)
+    m_test = config.test_per_class * (ds.n_classes - 1)
+    with stage("cross_fit"):
         fit = cross_fit(ds.x[pool], ds.y[pool], ds.n_classes, plan.folds, cnn, config.seed,
+                        members=config.members, workers=config.workers or resolve_threads(None),
                         x_extra=ds.x[test], quiet=quiet)
 
-    with run.stage("calibrate"):
+    with stage("calibrate"):
         # Thresholds see only out-of-fold scores of non-test images.
-        oof_margins = logit_margins(fit.oof_logits)
-        certificates = choose_thresholds(oof_margins, ds.y[pool], config.target_fpr, config.delta)
+        y_pool = ds.y[pool]
+        cal_scores = calibration_scores(config.strategy, fit.oof_member_logits)
+        certificates = choose_thresholds(cal_scores, y_pool, config.target_fpr, config.delta,
+                                         meaning=config.fpr_meaning, test_negatives=m_test)
         strategy = ThresholdStrategy.from_certificates(certificates)
         predictor = SelectivePredictor(
             models=[r.model for r in fit.results], strategy=strategy,
-            class_names=ds.class_names, image_shape=ds.shape, precision=cnn.precision)
-        calibration_pred = strategy.decide(oof_margins, fit.oof_logits)
-        calibration_after = evaluate(ds.y[pool], calibration_pred, np.arange(ds.n_classes))
+            class_names=ds.class_names, image_shape=ds.shape, precision=cnn.precision,
+            rule=config.strategy, n_folds=config.folds)
+        cal_rank = (fit.oof_member_logits[0] if config.strategy == "min-member"
+                    else fit.oof_logits)
+        calibration_pred = strategy.decide(cal_scores, cal_rank)
+        calibration_after = evaluate(y_pool, calibration_pred, labels)
+        comparison = compare_scores(fit.oof_member_logits, y_pool, config, m_test)
 
-    with run.stage("evaluate"):
-        labels = np.arange(ds.n_classes)
+    with stage("evaluate"):
         y_test = ds.y[test]
-        decisions = predictor.decide_logits(fit.extra_logits)
+        routes = route(ds.x[test], config.folds)
+        decisions = predictor.decide_logits(fit.extra_logits, routes)
         before = evaluate(y_test, decisions.candidate, labels)
         after = evaluate(y_test, decisions.prediction, labels)
         rc = risk_coverage_curve(y_test, decisions.candidate, decisions.confidence)
         area = aurc(y_test, decisions.candidate, decisions.confidence)
         members = [accuracy(y_test, lg.argmax(1)) for lg in fit.extra_logits]
-
-    with run.stage("save_scores"):
-        # Every score behind the thresholds and the test decisions, for audit and reuse.
-        with run.atomic("scores.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, pool_positions=pool, oof_logits=fit.oof_logits, fold_of=fit.fold_of,
-                    test_positions=test, test_member_logits=fit.extra_logits)
-
-    with run.stage("save_model"):
-        predictor.save(run, [r.config for r in fit.results],
-                       meta={"target_fpr": config.target_fpr, "delta": config.delta,
-                             "seed": config.seed})
-
-    with run.stage("throughput"):
-        run.record("predict_throughput", measure_throughput(predictor, ds.x[test]))
+        all_member = accuracy(y_test, fit.extra_logits.mean(axis=0).argmax(1))
+        others = other_rules_on_test(fit, y_pool, y_test, routes, config, m_test)
 
     return SelectiveResult(
         config=config, dataset=ds, split=split, leakage=leakage, fit=fit,
-        certificates=certificates, test_decisions=decisions, before=before, after=after,
-        calibration_after=calibration_after, member_test_accuracy=members,
-        risk_coverage=rc, aurc=area, timings=run.manifest["timings_s"], exclusions=exclusions,
+        certificates=certificates, predictor=predictor, test_decisions=decisions,
+        before=before, after=after, calibration_after=calibration_after,
+        member_test_accuracy=members, all_member_accuracy=all_member, risk_coverage=rc,
+        aurc=area, rule_comparison=comparison, test_of_other_rules=others,
+        pass_probability=all_classes_pass_probability(
+            [c.test_pass_probability for c in certificates]),
+        timings={}, exclusions=exclusions,
     )
+
+
+def _confidence_scores(confidence: np.ndarray, candidate: np.ndarray, n_classes: int
+                       ) -> np.ndarray:
+    """Per-class score matrix of a class-free confidence: the candidate's column holds it, the
+    others a value below any confidence (never answered), so class-wise thresholds apply to any
+    confidence measure."""
+    out = np.full((len(candidate), n_classes), np.min(confidence, initial=0.0) - 1.0)
+    out[np.arange(len(candidate)), candidate] = confidence
+    return out
+
+
+def score_kinds(oof_member_logits: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Candidate scores to compare on calibration data: name -> (scores (N, C), rank logits)."""
+    z = np.asarray(oof_member_logits, dtype=np.float64)
+    mean = z.mean(axis=0)
+    shifted = z - z.max(axis=2, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
+    p = probs.mean(axis=0)  # the ensemble's mean softmax
+    cand = p.argmax(axis=1)
+    n_classes = z.shape[2]
+    kinds = {
+        "fold-ensemble margin of mean logits (routed, min-fold)": (logit_margins(mean), mean),
+        "single member margin (min-member)": (logit_margins(z[0]), z[0]),
+        "fold-ensemble mean softmax (softmax response)": (p, p),
+        "fold-ensemble Gini / DOCTOR, 1 - sum p^2": (
+            _confidence_scores(-(1.0 - np.sum(p ** 2, axis=1)), cand, n_classes), p),
+    }
+    if z.shape[0] > 1:
+        kinds["fold-ensemble member agreement, min softmax of candidate"] = (
+            _confidence_scores(probs[:, np.arange(len(cand)), cand].min(axis=0), cand,
+                               n_classes), p)
+    return kinds
+
+
+def compare_scores(oof_member_logits: np.ndarray, y: np.ndarray, config: SelectiveConfig,
+                   m_test: int) -> list[dict]:
+    """Each score kind's thresholds, coverage, lowest class TPR and AURC on out-of-fold
+    calibration data (in-sample for its thresholds; the choice of rule never uses test data)."""
+    labels = np.arange(oof_member_logits.shape[2])
+    rows = []
+    for name, (scores, rank) in score_kinds(oof_member_logits).items():
+        certs = choose_thresholds(scores, y, config.target_fpr, config.delta,
+                                  meaning=config.fpr_meaning, test_negatives=m_test)
+        strategy = ThresholdStrategy.from_certificates(certs)
+        pred = strategy.decide(scores, rank)
+        m = evaluate(y, pred, labels)
+        conf = strategy.confidence(scores, rank)
+        rows.append({"score": name, "coverage": m["coverage"], "min_class_tpr":
+                     float(np.nanmin(m["tpr"])), "calibration_fp": int(np.sum(m["fp"])),
+                     "aurc": aurc(y, rank.argmax(axis=1), conf)})
+    return rows
+
+
+def other_rules_on_test(fit: CrossFit, y_pool: np.ndarray, y_test: np.ndarray,
+                        routes: np.ndarray, config: SelectiveConfig, m_test: int) -> list[dict]:
+    """Every rule, calibrated its own way on out-of-fold data, on the test set. Reported for the
+    audit only: the deployed rule is the configured one, chosen without these numbers."""
+    labels = np.arange(fit.oof_member_logits.shape[2])
+    rows = []
+    for rule in RULES:
+        certs = choose_thresholds(calibration_scores(rule, fit.oof_member_logits), y_pool,
+                                  config.target_fpr, config.delta, meaning=config.fpr_meaning,
+                                  test_negatives=m_test)
+        candidate, scores = deployed_scores(rule, fit.extra_logits, fit.n_folds, routes)
+        pred = ThresholdStrategy.from_certificates(certs).decide(scores, candidate)
+        m = evaluate(y_test, pred, labels)
+        rows.append({"rule": rule, "coverage": m["coverage"], "test_fp": int(np.sum(m["fp"])),
+                     "max_class_fp": int(np.max(m["fp"])),
+                     "classes_at_or_below_target": int(np.sum(m["fpr"] <= config.target_fpr)),
+                     "min_class_tpr": float(np.nanmin(m["tpr"])),
+                     "deployed": "yes" if rule == config.strategy else ""})
+    return rows
 
 
 def measure_throughput(predictor: SelectivePredictor, x: np.ndarray) -> dict:

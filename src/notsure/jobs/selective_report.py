@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from notsure import NOT_SURE
+from notsure.decisions import RULE_TEXT
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.selective import SelectiveResult
 from notsure.reports import Report, fmt
@@ -43,10 +44,18 @@ def metrics_document(r: SelectiveResult) -> dict:
                                                   == ds.y[r.split.train])),
             "certificates": [c.as_dict() for c in r.certificates],
             "after_in_sample": part(r.calibration_after),
+            "rule_comparison": r.rule_comparison,
+        },
+        "decision_rule": {
+            "strategy": r.config.strategy, "fpr_meaning": r.config.fpr_meaning,
+            "folds": r.config.folds, "members_per_fold": r.config.members,
+            "test_pass_probability_all_classes_at_least": r.pass_probability,
         },
         "before": part(r.before),
         "after": after,
-        "members": {"test_accuracy": r.member_test_accuracy},
+        "members": {"test_accuracy": r.member_test_accuracy,
+                    "all_members_mean_logits_test_accuracy": r.all_member_accuracy},
+        "other_rules_on_test_audit_only": r.test_of_other_rules,
         "leakage": r.leakage,
     }
     if r.exclusions is not None:
@@ -82,6 +91,7 @@ def certificate_rows(r: SelectiveResult) -> list[dict]:
         "class": names[c.label], "negatives": c.n_negatives, "positives": c.n_positives,
         "allowed_fp": c.allowed_exceedances, "calibration_fp": c.calibration_fp,
         "threshold": c.threshold, "P(FPR>target)<=": c.violation_bound,
+        "P(test FPR<=target)": c.test_pass_probability,
         "certified": "yes" if c.certified else "NO",
         "calibration_tpr": c.calibration_tpr,
     } for c in r.certificates]
@@ -89,9 +99,10 @@ def certificate_rows(r: SelectiveResult) -> list[dict]:
 
 def training_rows(r: SelectiveResult) -> list[dict]:
     rows = []
-    for k, res in enumerate(r.fit.results):
+    for i, res in enumerate(r.fit.results):
+        k, m = divmod(i, r.fit.members)
         for h in res.history:
-            rows.append({"fold": k, **h})
+            rows.append({"fold": k, "member": m, **h})
     return rows
 
 
@@ -188,36 +199,66 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
                  run, subtitle=f"target FPR {cfg.target_fpr} per class, delta {cfg.delta}")
 
     rep.section("Summary")
+    if cfg.quick:
+        rep.paragraph("**This is a `--quick` smoke test**: small training subsets and few epochs, "
+                      "to check the pipeline end to end. Its figures say nothing about what the "
+                      "default run achieves.")
     rep.bullets(_discussion(r))
 
     rep.section("Approach")
     certs = r.certificates
     n_neg = min(c.n_negatives for c in certs)
+    rule = cfg.strategy
     rep.paragraph(
         f"A test set of {fmt.count(len(test))} images ({cfg.test_per_class:,} per class) is drawn "
         f"first, stratified, from the seed {cfg.seed} alone, and nothing is fitted on it. The "
-        f"remaining {fmt.count(len(pool))} images are split into {cfg.folds} folds; one CNN is "
-        f"trained per fold on the other folds and scores the fold it did not see "
-        f"(cross-fitting). So every non-test image has an out-of-fold score, and each class "
-        f"has at least {fmt.count(n_neg)} calibration negatives instead of the few thousand a "
-        f"held-out calibration split would leave.")
+        f"remaining {fmt.count(len(pool))} images are split into {cfg.folds} folds; "
+        f"{cfg.members} CNN{'s' if cfg.members > 1 else ''} with different seeds "
+        f"{'are' if cfg.members > 1 else 'is'} trained per fold on the other folds, and the "
+        f"fold's {cfg.members}-member ensemble scores the fold it did not see (cross-fitting). So "
+        f"every non-test image has an out-of-fold score of the same kind as the deployed "
+        f"ensembles give, and each class has at least {fmt.count(n_neg)} calibration negatives "
+        "instead of the few thousand a held-out calibration split would leave.")
     rep.paragraph(
-        "Score: for class c, the logit margin z_c - max_{j != c} z_j. Unlike the top softmax "
-        "probability it does not saturate at 1.0, so the extreme tail that an FPR of "
-        f"{fmt.pct(cfg.target_fpr)} lives in stays resolvable. The deployed predictor is the "
-        f"ensemble of the {cfg.folds} fold models: its candidate class is the arg-max of the mean "
-        "logits, and its score for a class is the *minimum* margin over the members. A member's "
-        "false positive at threshold t requires its own margin above t, so the ensemble's false "
-        "positives are a subset of each member's and the members' certificate carries over.")
+        "Score: for class c, the logit margin z_c - max_{j != c} z_j (of the mean logits of a "
+        "fold's members). Unlike the top softmax probability it does not saturate at 1.0, so the "
+        f"extreme tail that an FPR of {fmt.pct(cfg.target_fpr)} lives in stays resolvable. "
+        f"Deployed rule `{rule}`: {RULE_TEXT[rule]}. "
+        + {"routed": "The hash does not depend on the class, so the deployed false positive rate "
+                     "is the average of the fold ensembles' rates, which is exactly what the "
+                     "pooled out-of-fold scores calibrate: the certificate is for the predictor "
+                     "actually deployed, and the calibration coverage below estimates its "
+                     "coverage. Each image needs only one fold's members at inference.",
+           "min-fold": "A false positive needs every fold ensemble's margin above the threshold, "
+                       "so its false positives are a subset of each fold ensemble's and their "
+                       "certificate carries over (conservatively).",
+           "min-member": "A false positive needs every member's margin above the threshold, so "
+                         "the ensemble's false positives are a subset of each member's; the "
+                         "thresholds are calibrated on single members' out-of-fold margins."
+           }[rule])
+    meaning = (
+        f"`--fpr-meaning test`: r is the largest number of calibration negatives allowed above "
+        f"the threshold such that a test set with {fmt.count(certs[0].test_negatives)} negatives "
+        f"of the class shows an FPR at or below the target with probability at least "
+        f"{fmt.pct(1 - cfg.delta)} (the FPR at the (r+1)-th largest of n negatives is "
+        "Beta(r+1, n-r) distributed, so the test count is Beta-binomial)."
+        if cfg.fpr_meaning == "test" else
+        "`--fpr-meaning rate`: r is the largest number such that P(Binomial(n, target) <= r) <= "
+        "delta; then, with probability at least 1 - delta over the calibration draw, the class's "
+        "true FPR on new data from the same distribution is at most the target.")
     rep.paragraph(
         "Thresholds (Neyman-Pearson order statistic): for each class, with n calibration "
-        "negatives, allow the largest r such that P(Binomial(n, target) <= r) <= delta, and put "
-        "the threshold at the (r+1)-th largest negative score; a class is answered only strictly "
-        "above it. Then, with probability at least 1 - delta over the calibration draw, the "
-        "class's FPR on new data from the same distribution is at most the target. Pooled "
-        "out-of-fold scores mix the fold models; Hoeffding's comparison of Poisson-binomial and "
-        "binomial tails keeps the bound for their average FPR because r <= n * target - 1 "
+        "negatives, the threshold is the (r+1)-th largest negative score and a class is answered "
+        f"only strictly above it. {meaning} Both meanings are reported per class below. Pooled "
+        "out-of-fold scores mix the fold ensembles; Hoeffding's comparison of Poisson-binomial "
+        "and binomial tails keeps the rate bound for their average FPR when r <= n * target - 1 "
         f"({sum(c.mixture_bound_applies for c in certs)} of {len(certs)} classes satisfy it).")
+    rep.paragraph(
+        "Probability that the test set shows every class at or below the target, from the "
+        f"calibration evidence alone: at least {fmt.pct(r.pass_probability)} (one minus the sum "
+        "of the per-class failure probabilities; no independence between classes assumed)"
+        + (" - for the min rules this is a lower bound, their false positives being a subset "
+           "of a fold ensemble's." if rule != "routed" else "."))
 
     rep.section("Data and split")
     counts = np.bincount(ds.y, minlength=ds.n_classes)
@@ -239,9 +280,9 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     rep.section("Model and training")
     cnn = cfg.cnn
     rep.paragraph(
-        f"{cfg.folds} CNNs (architecture `{cnn['arch']}`, stages {cnn['stages']}, dropout "
-        f"{cnn['dropout']}), each trained for {cnn['epochs']} epochs with batch "
-        f"{cnn['batch_size']}, "
+        f"{cfg.folds} x {cfg.members} CNNs (architecture `{cnn['arch']}`, stages "
+        f"{cnn['stages']}, dropout {cnn['dropout']}), each trained for {cnn['epochs']} epochs "
+        f"with batch {cnn['batch_size']}, "
         f"AdamW (lr {cnn['lr']}, weight decay {cnn['weight_decay']}), {cnn['schedule']} schedule, "
         f"label smoothing {cnn['label_smoothing']}, augmentation "
         f"{'on (random shifts, rotations, scaling)' if cnn['augment'] else 'off'}, "
@@ -254,30 +295,60 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         f"Out-of-fold accuracy on the {fmt.count(len(pool))} non-test images: "
         f"{fmt.pct(oof_acc, 3)}. Single members on the test set: "
         + ", ".join(fmt.pct(a, 3) for a in r.member_test_accuracy)
-        + f"; the ensemble: {fmt.pct(r.before['accuracy'], 3)}. Training took "
+        + f"; the deployed rule's candidate: {fmt.pct(r.before['accuracy'], 3)}; the mean "
+          f"logits of all members: {fmt.pct(r.all_member_accuracy, 3)}. Training took "
           f"{fmt.duration(train_s)} in all.")
     hist = training_rows(r)
     run.write_csv("tables/training_history.csv", hist)
     series = []
-    for k, res in enumerate(r.fit.results):
+    for i, res in enumerate(r.fit.results):
+        k, m = divmod(i, r.fit.members)
         ep = [h["epoch"] for h in res.history]
         series.append({"x": ep, "y": [1 - h["train_acc"] for h in res.history],
-                       "label": f"fold {k} train error", "linestyle": "--"})
+                       "label": f"fold {k} member {m} train error", "linestyle": "--"})
         if "val_acc" in res.history[0]:
             series.append({"x": ep, "y": [1 - h["val_acc"] for h in res.history],
-                           "label": f"fold {k} held-out error"})
+                           "label": f"fold {k} member {m} held-out error"})
     rep.figure(curves_figure(series, xlabel="epoch", ylabel="error rate", logy=True,
                              title="Training curves (held-out = the fold's own out-of-fold part)"),
-               "figures/training_curves.png", "Error per epoch of each fold model.")
+               "figures/training_curves.png", "Error per epoch of each member.")
 
     rep.section("Calibration certificate per class")
     rep.paragraph(
         f"Target FPR {cfg.target_fpr}, delta {cfg.delta}. `allowed_fp` is r, `calibration_fp` the "
         "calibration negatives above the threshold, `P(FPR>target)<=` the bound on the chance "
         "that the true FPR exceeds the target; `calibration_tpr` is in-sample for the thresholds.")
-    rep.table(certificate_rows(r), caption="Thresholds on the ensemble margin.",
+    rep.table(certificate_rows(r), caption="Thresholds on the deployed rule's score "
+              "(calibration data: out-of-fold scores of the training pool).",
               csv="tables/certificates.csv",
-              formats={"calibration_tpr": fmt.pct, "P(FPR>target)<=": lambda v: f"{v:.4f}"})
+              formats={"calibration_tpr": fmt.pct, "P(FPR>target)<=": lambda v: f"{v:.4f}",
+                       "P(test FPR<=target)": lambda v: f"{v:.4f}"})
+    cal = r.calibration_after
+    rep.paragraph(
+        f"On the calibration data (in-sample for the thresholds) the deployed rule answers "
+        f"{fmt.pct(cal['coverage'], 3)} of the images with "
+        f"{_n(int(np.sum(cal['fp'])), 'false positive', 'false positives')}"
+        + (" - for the routed rule this is the estimate of the deployed coverage."
+           if cfg.strategy == "routed" else "."))
+
+    rep.section("Scores and rules compared on calibration data")
+    rep.paragraph(
+        "Every candidate score, thresholded the same way (same target, delta and meaning) on the "
+        "same out-of-fold data; coverage and lowest class TPR are in-sample for the thresholds, "
+        "AURC ranks by the score's margin above its threshold. The deployed rule was fixed "
+        "before the run; none of these numbers looks at the test split.")
+    rep.table(r.rule_comparison, caption="Scores on calibration data.",
+              csv="tables/rule_comparison_calibration.csv",
+              formats={"coverage": lambda v: fmt.pct(v, 3),
+                       "min_class_tpr": lambda v: fmt.pct(v, 3), "aurc": fmt.num})
+    rep.paragraph(
+        "For the audit only, each rule with its own out-of-fold thresholds on the test set (the "
+        "min rules cannot be evaluated on calibration data, since no pool image has more than "
+        "one out-of-fold ensemble). Not used for any choice.")
+    rep.table(r.test_of_other_rules, caption="Rules on the test set (audit only).",
+              csv="tables/rules_on_test_audit.csv",
+              formats={"coverage": lambda v: fmt.pct(v, 3),
+                       "min_class_tpr": lambda v: fmt.pct(v, 3)})
 
     for title, key in (("Test results before abstention", "before"),
                        ("Test results after abstention", "after")):
@@ -307,7 +378,7 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     ok = np.isfinite(rc.risk)
     op = r.after
     rep.figure(curves_figure(
-        [{"x": rc.coverage[ok], "y": rc.risk[ok], "label": "ensemble, margin above threshold"},
+        [{"x": rc.coverage[ok], "y": rc.risk[ok], "label": "deployed score above threshold"},
          {"x": [op["coverage"]], "y": [1 - op["selective_accuracy"]], "label": "operating point",
           "linestyle": "none", "marker": "o"}],
         xlabel="coverage", ylabel="selective risk (error rate on answered)", logy=False,

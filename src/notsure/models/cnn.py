@@ -102,7 +102,7 @@ class CNNConfig:
     @classmethod
     def quick(cls) -> CNNConfig:
         """The default network trained briefly on a subsample, for ``--quick`` runs."""
-        return cls(epochs=3, max_train=16_000)
+        return cls(epochs=3, max_train=10_000)
 
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> CNNConfig:

@@ -1,35 +1,52 @@
-"""Cross-fitting: K fold models, each scoring the fold it did not train on.
+"""Cross-fitting: K folds of M members each, each fold's members scoring the fold they did not
+train on.
 
-Every non-test image gets an out-of-fold score from a model that never saw it, so all of them can
-serve as calibration data; the K models together form the deployed ensemble.
+Every non-test image gets an out-of-fold score from an M-member ensemble that never saw it, so all
+of them serve as calibration data for scores of exactly the kind the deployed fold ensembles give.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 
 from notsure.errors import ConfigError
-from notsure.io.progress import say
+from notsure.io.progress import progress, say
 from notsure.models.cnn import CNNConfig
 from notsure.models.predict import predict_logits
 from notsure.models.train import TrainResult, train_cnn
 
+VAL_CURVE_IMAGES = 5_000  # held-out images per epoch for the training curves (cost, not accuracy)
 
-def fold_seed(seed: int, fold: int) -> int:
-    """The training seed of fold ``fold``: derived from the run seed, distinct per fold."""
-    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+def fold_seed(seed: int, fold: int, member: int = 0) -> int:
+    """The training seed of member ``member`` of fold ``fold``, derived from the run seed; member 0
+    keeps the seed of one-member folds, so M = 1 reproduces earlier runs."""
+    key = [seed, fold] if member == 0 else [seed, fold, member]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 @dataclass
 class CrossFit:
     """Out-of-fold logits for the training pool and every member's logits for extra images."""
 
-    oof_logits: np.ndarray  # (N, C): row i from the model that did not train on i
-    fold_of: np.ndarray  # (N,): the fold (= model) that scored row i
-    extra_logits: np.ndarray | None  # (K, M, C): each member on the extra images (e.g. test)
-    results: list[TrainResult]
+    oof_member_logits: np.ndarray  # (M, N, C): row i from the members of the fold that held i out
+    fold_of: np.ndarray  # (N,): the fold whose members scored row i
+    extra_logits: np.ndarray | None  # (K*M, N_extra, C): each member (fold-major) on extra images
+    results: list[TrainResult]  # K*M, fold-major: results[k * M + m]
+    members: int = 1  # M, members per fold
+
+    @property
+    def oof_logits(self) -> np.ndarray:
+        """(N, C): mean logits of the fold ensemble that held each image out."""
+        return self.oof_member_logits.mean(axis=0)
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.results) // self.members
 
 
 def cross_fit(
@@ -40,13 +57,24 @@ def cross_fit(
     config: CNNConfig,
     seed: int,
     *,
+    members: int = 1,
+    workers: int = 1,
     x_extra: np.ndarray | None = None,
     quiet: bool = False,
 ) -> CrossFit:
-    """Train one model per ``(train, held_out)`` fold and score its held-out images.
+    """Train ``members`` models per ``(train, held_out)`` fold and score its held-out images.
 
-    ``folds`` must partition ``0..N-1`` with their held-out parts, so every image is scored once.
+    ``folds`` must partition ``0..N-1`` with their held-out parts, so every image is scored once
+    (by each of its fold's members). ``workers`` > 1 trains members in that many processes at
+    once; each member's result depends only on its seed and ``config`` (threads included), so it
+    is the same whichever process trains it. One-thread members in parallel processes keep
+    training fast when other work shares the machine, where torch's multi-threaded training, which
+    waits for every thread after each operation, slows down many-fold.
     """
+    if members < 1:
+        raise ConfigError(f"members must be >= 1, got {members}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     n = len(x)
     fold_of = np.full(n, -1, dtype=np.int64)
     for k, (_, held) in enumerate(folds):
@@ -58,18 +86,47 @@ def cross_fit(
             f"cross-fitting folds leave {int(np.sum(fold_of < 0))} images unscored; "
             "every image must be held out by exactly one fold"
         )
-    oof = np.empty((n, n_classes), dtype=np.float32)
-    results = []
-    for k, (train, held) in enumerate(folds):
-        say(f"fold {k + 1}/{len(folds)}: training on {len(train):,} images, "
-            f"scoring {len(held):,}", quiet=quiet)
-        result = train_cnn(x[train], y[train], n_classes, config, fold_seed(seed, k),
-                           x_val=x[held], y_val=y[held], quiet=quiet)
-        oof[held] = predict_logits(result.model, x[held], precision=config.precision,
-                                   threads=config.threads)
-        results.append(result)
+    oof = np.empty((members, n, n_classes), dtype=np.float32)
+    tasks = [(k, m) for k in range(len(folds)) for m in range(members)]
+    results: list[TrainResult | None] = [None] * len(tasks)
+
+    def task_args(k: int, m: int) -> tuple:
+        train, held = folds[k]
+        return (x[train], y[train], x[held], y[held], n_classes, config, fold_seed(seed, k, m))
+
+
+    if workers == 1:
+        for i, (k, m) in enumerate(tasks):
+            say(f"fold {k + 1}/{len(folds)}, member {m + 1}/{members}: training on "
+                f"{len(folds[k][0]):,} images, scoring {len(folds[k][1]):,}", quiet=quiet)
+            results[i], oof[m, folds[k][1]] = _fit_member(*task_args(k, m), quiet=quiet)
+    else:
+        say(f"training {len(tasks)} members ({len(folds)} folds x {members}) in {workers} "
+            "processes", quiet=quiet)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_fit_member, *task_args(k, m), quiet=True): i
+                       for i, (k, m) in enumerate(tasks)}
+            for future in progress(as_completed(futures), total=len(futures),
+                                   desc="fold members", quiet=quiet):
+                i = futures[future]
+                k, m = tasks[i]
+                results[i], oof[m, folds[k][1]] = future.result()
     extra = None
     if x_extra is not None:
-        extra = predict_logits([r.model for r in results], x_extra,
-                               precision=config.precision, threads=config.threads)
-    return CrossFit(oof_logits=oof, fold_of=fold_of, extra_logits=extra, results=results)
+        # Inference splits batches over threads, so its numbers do not depend on the count.
+        extra = predict_logits([r.model for r in results if r is not None], x_extra,
+                               precision=config.precision)
+    return CrossFit(oof_member_logits=oof, fold_of=fold_of, extra_logits=extra,
+                    results=list(results), members=members)
+
+
+def _fit_member(x: np.ndarray, y: np.ndarray, x_held: np.ndarray, y_held: np.ndarray,
+                n_classes: int, config: CNNConfig, seed: int, *, quiet: bool
+                ) -> tuple[TrainResult, np.ndarray]:
+    """One member: trained on ``x``, then its logits on the held-out images (a process task)."""
+    step = max(1, len(x_held) // VAL_CURVE_IMAGES)
+    result = train_cnn(x, y, n_classes, config, seed, x_val=x_held[::step], y_val=y_held[::step],
+                       quiet=quiet)
+    return result, predict_logits(result.model, x_held, precision=config.precision,
+                                  threads=config.threads)
