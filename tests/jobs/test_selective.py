@@ -182,18 +182,27 @@ def _edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(doc))
 
 
-@pytest.mark.parametrize("name,change,message", [
-    ("predictor.json", lambda d: d["thresholds"].__setitem__(1, float("nan")), "finite"),
-    ("predictor.json", lambda d: d.__setitem__("thresholds", [-5.0] * 3), "altered since"),
-    ("predictor.json", lambda d: d.__setitem__("rule", "mean"), "unknown rule"),
-    ("predictor.json", lambda d: d.__setitem__("class_names", ["a", "b"]), "thresholds for 2"),
-    ("manifest.json", lambda d: d.__setitem__("status", "running"), "not complete"),
-    ("models/fold1_member0.json", lambda d: d.__setitem__("image_shape", [32, 32]), "altered"),
+@pytest.mark.parametrize("name,change,reseal,message", [
+    ("predictor.json", lambda d: d.__setitem__("thresholds", [-5.0] * 3), False, "altered since"),
+    ("predictor.json", lambda d: d["thresholds"].__setitem__(1, float("nan")), True, "finite"),
+    ("predictor.json", lambda d: d.__setitem__("rule", "mean"), True, "unknown rule"),
+    ("predictor.json", lambda d: d.__setitem__("class_names", ["a", "b"]), True,
+     "thresholds for 2"),
+    ("manifest.json", lambda d: d.__setitem__("status", "running"), False, "not complete"),
+    ("models/fold1_member0.json", lambda d: d.__setitem__("image_shape", [32, 32]), False,
+     "altered"),
 ])
 def test_predict_refuses_a_tampered_or_unfinished_run(small_run, small_npz, tmp_path, capsys,
-                                                      name, change, message):
+                                                      name, change, reseal, message):
+    # reseal: the tamperer also rewrites the SHA-256 sealed in the manifest, so the schema check
+    # itself must catch the edit.
+    from notsure.io.hashing import sha256_file
+
     run = _tampered_copy(small_run, tmp_path)
     _edit_json(run / name, change)
+    if reseal:
+        _edit_json(run / "manifest.json",
+                   lambda d: d["sealed_sha256"].__setitem__(name, sha256_file(run / name)))
     error = _predict_error(run, small_npz, tmp_path, capsys)
     assert message in error and "run" in error
 

@@ -33,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-fpr", type=float, default=0.00015, help="max FPR for every class")
     p.add_argument("--delta", type=float, default=0.05,
                    help="allowed probability that the guarantee fails")
-    p.add_argument("--fpr-meaning", choices=("test", "rate"), default="test",
-                   help="test: a test set of --test-per-class images per class shows every "
-                        "class's FPR <= target with probability >= 1 - delta; rate: the true "
-                        "FPR is <= target with probability >= 1 - delta")
+    p.add_argument("--fpr-meaning", choices=("rate", "test"), default="rate",
+                   help="rate: the true FPR of every class is <= target with probability >= "
+                        "1 - delta; test: a test set of --test-per-class images per class shows "
+                        "each class's FPR <= target with probability >= 1 - delta (much stricter)")
     p.add_argument("--quick", action="store_true",
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
