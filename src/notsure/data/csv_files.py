@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
 from notsure.data.dataset import Dataset
+from notsure.data.limits import check_bytes, check_count
 from notsure.data.load import (
     check_same_length,
     make_dataset,
@@ -39,8 +40,9 @@ def _is_number(text: str) -> bool:
 def read_header(path: Path) -> list[str] | None:
     """The column names of ``path`` if its first line is a header (first cell not a number)."""
     read_head(path, 1)
+    check_bytes(str(path), path.stat().st_size, "the CSV")
     with open(path, encoding=ENCODING) as fh:
-        first = fh.readline().rstrip("\r\n")
+        first = next(_lines(fh, path)).rstrip("\r\n")
     cells = [c.strip() for c in first.split(",")]
     return None if _is_number(cells[0]) else cells
 
@@ -161,6 +163,17 @@ def _checked_row(path: Path, lineno: int, line: str, names: list[str] | None,
     return values
 
 
+def _lines(fh: TextIO, path: Path) -> Iterator[str]:
+    """The lines of ``fh``; bytes that are not UTF-8 raise an error saying where."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(fh, start=1):  # noqa: B007 (used after the loop)
+            yield line
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: the text after line {lineno} is not UTF-8 ({exc.reason}); "
+                        "save the CSV as UTF-8") from None
+
+
 def scan_rows(path: Path, names: list[str] | None, rules: Rules) -> np.ndarray:
     """Parse ``path`` row by row; the first problem raises an error naming line and column.
 
@@ -171,7 +184,7 @@ def scan_rows(path: Path, names: list[str] | None, rules: Rules) -> np.ndarray:
     rows = []
     with open(path, encoding=ENCODING) as fh, warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # fromstring's "could not read"
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in enumerate(_lines(fh, path), start=1):
             if (lineno == 1 and names is not None) or not line.strip():
                 continue
             row = _quick_row(line, n_columns, rules)
@@ -194,6 +207,7 @@ def read_table(path: Path, names: list[str] | None, rules: Rules,
 def _table(path: Path, names: list[str] | None, table: np.ndarray) -> np.ndarray:
     if len(table) == 0:
         raise DataError(f"{path}: no data rows" + (" after the header" if names else ""))
+    check_count(str(path), len(table))
     return table
 
 
@@ -201,7 +215,7 @@ def _n_columns(path: Path, names: list[str] | None) -> int:
     if names is not None:
         return len(names)
     with open(path, encoding=ENCODING) as fh:
-        return len(fh.readline().split(","))
+        return len(next(_lines(fh, path)).split(","))
 
 
 # --- the formats ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 
 from notsure.data import mnist
 from notsure.data.dataset import Dataset
+from notsure.data.limits import check_bytes, check_count, check_ratio
 from notsure.data.load import (
     GZIP_MAGIC,
     check_same_length,
@@ -27,7 +28,6 @@ from notsure.data.load import (
     read_head,
     require_labels_path,
 )
-from notsure.data.limits import check_bytes, check_count, check_ratio
 from notsure.errors import DataError
 
 #: IDX type code -> big-endian NumPy dtype.
@@ -103,7 +103,8 @@ def _read_into(fh: BinaryIO, buf: memoryview, source: str) -> int:
         raise DataError(f"{source}: gzip data is truncated (the compressed stream ends early: "
                         f"{exc}); download the file again") from None
     except zlib.error as exc:
-        raise DataError(f"{source}: gzip data is corrupt ({exc}); download the file again") from None
+        raise DataError(f"{source}: gzip data is corrupt ({exc}); download the file "
+                        "again") from None
     return got
 
 

@@ -60,7 +60,8 @@ class Limits:
 
 
 def parse_size(text: str, name: str) -> int:
-    """``"4G"``, ``"512M"``, ``"1e9"`` or ``"1000"`` as an integer (K, M, G, T are powers of 1024)."""
+    """``"4G"``, ``"512M"``, ``"1e9"`` or ``"1000"`` as an integer; K, M, G, T are powers of
+    1024."""
     match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)i?B?\s*", str(text), flags=re.IGNORECASE)
     try:
         value = float(match.group(1)) * _UNITS[match.group(2).upper()] if match else math.nan
