@@ -269,7 +269,7 @@ def iter_idx(path: Path, rows: int, expect_magic: int | None = None) -> Iterator
         _no_extra_bytes(fh, path, header)
 
 
-def _part_name(path: Path) -> str:
+def part_name(path: Path) -> str:
     """``"train"`` for ``train-images-idx3-ubyte.gz``: the id prefix of the file's samples."""
     name = path.name.removesuffix(".gz")
     for marker in ("-images", "_images", ".images"):
@@ -289,7 +289,7 @@ def load_idx(path: Path, labels_path: Path | None = None) -> Dataset:
     if y.ndim != 1:
         raise DataError(f"{labels_path}: labels must have 1 dimension, got shape {y.shape}")
     check_same_length(len(x), len(y), str(path), str(labels_path))
-    return make_dataset(x, y, numbered_ids(_part_name(path), len(x)), source=str(path),
+    return make_dataset(x, y, numbered_ids(part_name(path), len(x)), source=str(path),
                         format="idx")
 
 
