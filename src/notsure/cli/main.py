@@ -7,11 +7,14 @@ the traceback is shown only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from notsure import __version__
+from notsure.data.limits import ENV_VARS, FLAGS, Limits, parse_size, use_limits
 from notsure.errors import NotsureError
 
 # Each module registers one subcommand: ``register(subparsers)`` sets ``func`` on its parser.
@@ -24,6 +27,37 @@ _COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+_LIMIT_HELP = {
+    "max_bytes": "decoded bytes one input may take, e.g. 8G (default 4G)",
+    "max_images": "samples one input may hold (default 10,000,000)",
+    "max_pixels": "pixels of one image file (default 89,478,485)",
+    "max_ratio": "how far a compressed stream may expand (default 200x)",
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``docker stop``, ``kill``): unwinds like Ctrl-C, so run folders are
+    marked ``failed`` and half-written files removed."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(f"terminated by signal {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -33,7 +67,20 @@ def common_options() -> argparse.ArgumentParser:
                         help="show tracebacks on errors")
     parent.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars or status lines")
+    limits = parent.add_argument_group(
+        "input limits", "ceilings checked before memory is allocated, so a hostile or damaged "
+        "file fails with one line; each also reads an environment variable")
+    for name, flag in FLAGS.items():
+        limits.add_argument(flag, metavar="N", default=argparse.SUPPRESS,
+                            help=f"{_LIMIT_HELP[name]}; env {ENV_VARS[name]}")
     return parent
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The limits of this command: defaults, then environment variables, then flags."""
+    given = {name: parse_size(getattr(args, name), flag) for name, flag in FLAGS.items()
+             if getattr(args, name, None) is not None}
+    return Limits.from_env(**given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,20 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected failure)."""
+    """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected failure,
+    130 interrupted, 143 terminated)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = ["notsure", *(sys.argv[1:] if argv is None else argv)]  # for run manifests
     try:
-        result = args.func(args)
+        with _sigterm_unwinds(), use_limits(_limits(args)):
+            result = args.func(args)
     except NotsureError as exc:
         if args.debug:
             traceback.print_exc()
         print(f"notsure: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("notsure: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("notsure: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug, not bad input: say so, traceback only with --debug
         if args.debug:
             traceback.print_exc()

@@ -6,15 +6,17 @@ does a row-by-row scan run, to name the line and column at fault in the error.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
 from notsure.data.dataset import Dataset
+from notsure.data.limits import check_bytes, check_count
 from notsure.data.load import (
     check_same_length,
     make_dataset,
@@ -39,8 +41,9 @@ def _is_number(text: str) -> bool:
 def read_header(path: Path) -> list[str] | None:
     """The column names of ``path`` if its first line is a header (first cell not a number)."""
     read_head(path, 1)
+    check_bytes(str(path), path.stat().st_size, "the CSV")
     with open(path, encoding=ENCODING) as fh:
-        first = fh.readline().rstrip("\r\n")
+        first = next(_lines(fh, path)).rstrip("\r\n")
     cells = [c.strip() for c in first.split(",")]
     return None if _is_number(cells[0]) else cells
 
@@ -161,6 +164,17 @@ def _checked_row(path: Path, lineno: int, line: str, names: list[str] | None,
     return values
 
 
+def _lines(fh: TextIO, path: Path) -> Iterator[str]:
+    """The lines of ``fh``; bytes that are not UTF-8 raise an error saying where."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(fh, start=1):  # noqa: B007 (used after the loop)
+            yield line
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: the text after line {lineno} is not UTF-8 ({exc.reason}); "
+                        "save the CSV as UTF-8") from None
+
+
 def scan_rows(path: Path, names: list[str] | None, rules: Rules) -> np.ndarray:
     """Parse ``path`` row by row; the first problem raises an error naming line and column.
 
@@ -171,7 +185,7 @@ def scan_rows(path: Path, names: list[str] | None, rules: Rules) -> np.ndarray:
     rows = []
     with open(path, encoding=ENCODING) as fh, warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # fromstring's "could not read"
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in enumerate(_lines(fh, path), start=1):
             if (lineno == 1 and names is not None) or not line.strip():
                 continue
             row = _quick_row(line, n_columns, rules)
@@ -194,6 +208,7 @@ def read_table(path: Path, names: list[str] | None, rules: Rules,
 def _table(path: Path, names: list[str] | None, table: np.ndarray) -> np.ndarray:
     if len(table) == 0:
         raise DataError(f"{path}: no data rows" + (" after the header" if names else ""))
+    check_count(str(path), len(table))
     return table
 
 
@@ -201,7 +216,7 @@ def _n_columns(path: Path, names: list[str] | None) -> int:
     if names is not None:
         return len(names)
     with open(path, encoding=ENCODING) as fh:
-        return len(fh.readline().split(","))
+        return len(next(_lines(fh, path)).split(","))
 
 
 # --- the formats ------------------------------------------------------------------------------
@@ -222,7 +237,59 @@ def read_pixel_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return table[:, label_at].astype(np.int64), np.delete(table, label_at, axis=1).astype(np.uint8)
 
 
-def _square_images(path: Path, pixels: np.ndarray) -> np.ndarray:
+def _block_table(path: Path, names: list[str] | None, block: list[tuple[int, str]],
+                 rules: Rules) -> np.ndarray:
+    """The cells of some numbered lines: a fast parse when it passes the check, else the cell by
+    cell scan that names the first problem's line and column."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt([line for _, line in block], delimiter=",", dtype=np.int16,
+                               ndmin=2, comments=None)
+        if table.shape[1] == len(rules.parsers) and meets(table, rules):
+            return table
+    except (ValueError, OverflowError):
+        pass
+    n_columns = len(rules.parsers)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        for lineno, line in block:
+            if line.strip():
+                row = _quick_row(line, n_columns, rules)
+                rows.append(row if row is not None else _checked_row(path, lineno, line, names,
+                                                                     rules))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, n_columns)
+
+
+def iter_pixel_table(path: Path, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`read_pixel_table` in blocks of ``rows`` lines, for files of any size: labels and
+    flat pixels of each block, with the same checks and messages."""
+    names = read_header(path)
+    n_columns = _n_columns(path, names)
+    label_at = names.index(LABEL_COLUMN) if names and LABEL_COLUMN in names else 0
+    if n_columns < 2:
+        raise DataError(f"{path}: expected a label column and pixel columns, got {n_columns} "
+                        "column(s)")
+    rules = pixel_rules(n_columns, label_at)
+    total = 0
+    with open(path, encoding=ENCODING) as fh:
+        lines = enumerate(_lines(fh, path), start=1)
+        if names is not None:
+            next(lines)
+        while block := list(itertools.islice(lines, rows)):
+            table = _block_table(path, names, block, rules)
+            total += len(table)
+            check_count(str(path), total)
+            if len(table):
+                yield (table[:, label_at].astype(np.int64),
+                       np.delete(table, label_at, axis=1).astype(np.uint8))
+    if total == 0:
+        raise DataError(f"{path}: no data rows" + (" after the header" if names else ""))
+
+
+def square_images(path: Path, pixels: np.ndarray) -> np.ndarray:
+    """Rows of ``side * side`` pixels as ``(N, side, side)`` images; an error otherwise."""
     side = math.isqrt(pixels.shape[1])
     if side * side != pixels.shape[1]:
         raise DataError(f"{path}: {pixels.shape[1]} pixel columns do not form a square image; "
@@ -237,7 +304,7 @@ def load_csv(path: Path) -> Dataset:
     Ids are ``"row/<i>"``, ``i`` counting data rows from 0.
     """
     labels, pixels = read_pixel_table(path)
-    images = _square_images(path, pixels)
+    images = square_images(path, pixels)
     return make_dataset(images, labels, numbered_ids("row", len(labels)), source=str(path),
                         format="csv", kind="images")
 

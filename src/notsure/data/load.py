@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import os
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from notsure.data.dataset import Dataset, Kind
-from notsure.errors import DataError
+from notsure.data.limits import check_count
+from notsure.errors import DataError, NotsureError
 
 #: Every format ``load`` reads; pass one as ``format=`` to skip detection.
 FORMATS: tuple[str, ...] = (
@@ -22,6 +25,10 @@ FORMATS: tuple[str, ...] = (
 )
 #: Formats stored as a folder rather than one file.
 FOLDER_FORMATS: tuple[str, ...] = ("mnist", "png-folder")
+
+#: What a reader may raise on a malformed file it did not foresee; ``load`` names the file.
+READ_ERRORS = (ValueError, OSError, EOFError, struct.error, zlib.error, OverflowError,
+               RecursionError)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -40,12 +47,25 @@ def load(
     it the partner is found by name: ``x.csv`` -> ``y.csv``, ``images.csv`` -> ``labels.csv``,
     ``*-images-idx3-ubyte`` -> ``*-labels-idx1-ubyte``.
     """
-    # Imported here: the reader modules import the shared helpers below from this module.
-    from notsure.data import csv_files, idx, npz_files, pickles, png_folder
-
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    try:
+        return _load(path, format, labels_path)
+    except NotsureError:
+        raise
+    except MemoryError:
+        raise DataError(f"{path}: ran out of memory reading it; lower the limits (--max-bytes, "
+                        "NOTSURE_MAX_BYTES) or read a smaller file") from None
+    except READ_ERRORS as exc:  # the readers name most problems; this names any other
+        raise DataError(f"{path}: could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _load(path: Path, format: str | None, labels_path: str | os.PathLike[str] | None
+          ) -> Dataset:
+    # Imported here: the reader modules import the shared helpers below from this module.
+    from notsure.data import csv_files, idx, npz_files, pickles, png_folder
+
     given = format
     if format is None:
         format = detect_format(path, labels_path=labels_path)
@@ -258,6 +278,7 @@ def make_dataset(
 ) -> Dataset:
     """A :class:`Dataset` from a reader's samples and raw label values (encoded here)."""
     check_same_length(len(x), len(labels), source, source)
+    check_count(source, len(x))
     if len(x) == 0:
         raise DataError(f"{source}: holds no samples")
     if kind is None:

@@ -6,12 +6,16 @@ Read with ``allow_pickle=False``, so an archive cannot run code. Ids are ``"trai
 
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from notsure.data.dataset import Dataset
+from notsure.data.limits import check_bytes, check_ratio
 from notsure.data.load import check_same_length, make_dataset, numbered_ids, read_head
 from notsure.errors import DataError
 
@@ -23,18 +27,46 @@ LAYOUTS: tuple[dict[str, tuple[str, str]], ...] = (
 )
 
 
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
+    """One ``.npy`` member, its header's claimed size checked against the member's before the
+    array is allocated."""
+    where = f"{source}[{info.filename}]"
+    with archive.open(info) as fh:
+        version = npy_format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = npy_format.read_array_header_2_0(fh)
+        else:
+            raise DataError(f"{where}: .npy format version {version} is not supported; save "
+                            "with numpy.savez")
+    if dtype.hasobject:
+        raise DataError(f"{source}: holds an object array that would need unpickling, which is "
+                        "not allowed; save numeric arrays")
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_bytes > info.file_size:
+        raise DataError(f"{where}: header claims shape {shape} ({n_bytes:,} bytes) but the member "
+                        f"holds only {info.file_size:,} bytes; the file is corrupt")
+    with archive.open(info) as fh:
+        return npy_format.read_array(fh, allow_pickle=False)
+
+
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     read_head(path, 1)
+    source = str(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise DataError(f"{path}: holds an object array that would need unpickling, which is "
-                        "not allowed; save numeric arrays") from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            members = [i for i in archive.infolist() if i.filename.endswith(".npy")]
+            claimed = sum(i.file_size for i in members)
+            check_bytes(source, claimed, "the archive's arrays")
+            check_ratio(source, claimed, path.stat().st_size)
+            return {i.filename.removesuffix(".npy"): _read_member(archive, i, source)
+                    for i in members}
+    except DataError:
+        raise
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError,
+            NotImplementedError, RuntimeError) as exc:
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
-
-
 def load_npz(path: Path) -> Dataset:
     """The samples and labels of an ``.npz`` archive, train part first then test."""
     arrays = _read_arrays(path)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import builtins
 import collections
+import functools
 import io
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from notsure.data.dataset import Dataset
+from notsure.data.limits import check_bytes, check_count, current_limits
 from notsure.data.load import make_dataset, numbered_ids, read_head
 from notsure.errors import DataError
 
@@ -69,35 +72,79 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :data:`ALLOWED_GLOBALS` (data, never code)."""
+#: NumPy value kinds a pickled array may hold: no objects (a tampered object array crashes
+#: NumPy), no void or datetime values.
+ARRAY_KINDS = "biufcSU"
 
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS` (data, never code).
+
+    NumPy arrays are checked before they are built: the dtype must hold plain values and the
+    claimed size fit both the pickle (its data must come from the file) and the limits.
+    """
+
+    def __init__(self, file: io.BufferedIOBase, source: str, size: int) -> None:
         super().__init__(file, encoding="latin1")  # Python 2 str payloads of NumPy arrays
         self.source = source
+        self.size = size
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "__builtin__":  # protocols 0..2 name Python 2's module
             module = "builtins"
         try:
-            return ALLOWED_GLOBALS[(module, name)]
+            found = ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise DataError(
                 f"{self.source}: refused to unpickle forbidden global '{module}.{name}'; only "
                 "plain containers, numbers, strings and NumPy arrays are allowed"
             ) from None
+        if found is np.dtype:
+            return self._dtype
+        if found is np.ndarray or name == "_reconstruct":
+            return functools.partial(self._array, found)
+        return found
+
+    def _dtype(self, *args: Any) -> np.dtype:
+        dtype = np.dtype(*args)
+        if dtype.kind not in ARRAY_KINDS or dtype.hasobject or dtype.itemsize == 0:
+            raise DataError(f"{self.source}: holds a NumPy array of dtype {dtype}, which is not "
+                            "allowed; save numbers or strings")
+        return dtype
+
+    def _array(self, build: Any, *args: Any) -> np.ndarray:
+        """``ndarray(shape, dtype, ...)`` or ``_reconstruct(cls, shape, dtype)``, size checked."""
+        if build is np.ndarray:
+            shape, dtype = args[0], args[1] if len(args) > 1 else float
+        else:  # _reconstruct(cls, shape, dtype): cls is always ndarray
+            args = (np.ndarray, *args[1:])
+            shape, dtype = args[1], args[2]
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise DataError(f"{self.source}: a pickled array has the invalid shape {shape!r}")
+        n_bytes = math.prod(dims) * self._dtype(dtype).itemsize
+        check_bytes(self.source, n_bytes, f"an array of shape {dims}")
+        if n_bytes > self.size:
+            raise DataError(f"{self.source}: claims an array of shape {dims} ({n_bytes:,} bytes) "
+                            f"but the file holds only {self.size:,} bytes; it is corrupt or "
+                            "tampered with")
+        return build(*args)
 
 
 def safe_unpickle(path: Path) -> Any:
     """The object pickled in ``path``, rebuilt by :class:`RestrictedUnpickler`."""
     read_head(path, 1)
-    try:
-        with open(path, "rb") as fh:
-            return RestrictedUnpickler(fh, str(path)).load()
+    size = path.stat().st_size
+    check_bytes(str(path), size, "the pickle")
+    try:  # from memory: a claimed length beyond the end of the data is then never allocated
+        return RestrictedUnpickler(io.BytesIO(path.read_bytes()), str(path), size).load()
     except DataError:
         raise
+    except MemoryError:
+        raise DataError(f"{path}: ran out of memory unpickling it; the file is corrupt or holds "
+                        "more than this machine can load") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
-            AttributeError) as exc:
+            AttributeError, KeyError, OverflowError, RecursionError) as exc:
         raise DataError(f"{path}: not a readable pickle, truncated or corrupt "
                         f"({type(exc).__name__}: {exc})") from exc
 
@@ -127,10 +174,34 @@ def _xy(obj: Any, path: Path) -> tuple[Any, Any]:
                     f"got {what}{hint}")
 
 
+def _as_array(value: Any, path: Path, name: str) -> np.ndarray:
+    """``value`` as an array. Nested lists may repeat one object many times at a few bytes each,
+    so their size is estimated from the first element of each level before NumPy builds them."""
+    if not isinstance(value, np.ndarray):
+        dims, first, itemsize = [], value, 8
+        while isinstance(first, (list, tuple)) and len(dims) < 64:
+            dims.append(len(first))
+            first = first[0] if first else None
+        if isinstance(first, np.ndarray):
+            dims += first.shape
+            itemsize = max(itemsize, first.dtype.itemsize)
+        elif isinstance(first, (str, bytes)) and len(dims) == 1:  # NumPy sizes by the longest
+            itemsize = max(itemsize, 4 * max(len(v) for v in value if isinstance(v, (str, bytes))))
+        check_bytes(str(path), math.prod(dims) * itemsize, f"{name} of shape {tuple(dims)}")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: {name} is not a regular array of numbers or strings "
+                        f"({exc})") from None
+
+
 def dataset_from_xy(obj: Any, path: Path) -> Dataset:
     """``(X, y)`` or ``{"X": X, "y": y}``: rows of ``X`` are samples; ids ``"row/<i>"``."""
     x, y = _xy(obj, path)
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = _as_array(x, path, "X"), _as_array(y, path, "y")
+    check_count(str(path), len(x) if x.ndim else 0)
+    if x.ndim == 0:
+        raise DataError(f"{path}: X must hold one row per sample, got a single value")
     if y.ndim != 1:
         raise DataError(f"{path}: y must have one label per sample, got shape {y.shape}")
     return make_dataset(x, y, numbered_ids("row", len(x)), source=str(path), format="pickle")
@@ -143,6 +214,7 @@ def dataset_from_embeddings(obj: Any, path: Path) -> Dataset:
     """
     vectors, labels, groups, ids = [], [], [], []
     want: tuple[int, ...] | None = None
+    max_images = current_limits().max_images
     for syndrome, subjects in obj.items():
         if not isinstance(subjects, dict):
             raise DataError(f"{path}: syndrome {syndrome!r} holds {type(subjects).__name__}, "
@@ -162,11 +234,14 @@ def dataset_from_embeddings(obj: Any, path: Path) -> Dataset:
                 if vector.dtype.kind not in "iuf" or not np.isfinite(vector).all():
                     raise DataError(f"{where}: vector must hold finite numbers")
                 vectors.append(vector)
+                if len(vectors) > max_images:
+                    check_count(str(path), len(vectors))
                 labels.append(str(syndrome))
                 groups.append(str(subject))
                 ids.append(str(image))
     if not vectors:
         raise DataError(f"{path}: holds no image vectors")
+    check_bytes(str(path), len(vectors) * want[0] * 4, f"{len(vectors):,} vectors")
     unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise DataError(f"{path}: image id {str(unique[counts > 1][0])!r} occurs "
