@@ -54,6 +54,18 @@ def allowed_exceedances(n: int, alpha: float, delta: float) -> int:
     return r
 
 
+def min_negatives(target_fpr: float, delta: float) -> int:
+    """Fewest calibration negatives a class needs to certify ``target_fpr`` at confidence
+    ``1 - delta`` (r = 0: ``(1 - alpha)^n <= delta``); check it before training anything."""
+    _check_rates(target_fpr, delta)
+    n = max(1, int(np.ceil(np.log(delta) / np.log1p(-target_fpr))))
+    while allowed_exceedances(n, target_fpr, delta) < 0:  # guard against rounding
+        n += 1
+    while n > 1 and allowed_exceedances(n - 1, target_fpr, delta) >= 0:
+        n -= 1
+    return n
+
+
 def certifiable_fpr(n: int, delta: float) -> float:
     """Smallest FPR certifiable at confidence 1 - delta from n negatives (r = 0): 1-delta^(1/n)."""
     return float(1.0 - delta ** (1.0 / n)) if n > 0 else 1.0
