@@ -43,6 +43,7 @@ def gaussian_classes(n_per_class: int, rng: np.random.Generator) -> tuple[np.nda
     return means[y] + rng.standard_normal((len(y), 2)), y
 
 
+@pytest.mark.slow
 def test_fpr_guarantee_holds_in_simulation():
     """Each class's true FPR (estimated on 40,000 fresh negatives) exceeds the target in at
     most about a delta share of repetitions; the plain arg-max rule exceeds it every time."""
@@ -122,6 +123,7 @@ def test_bad_parameters_name_the_parameter(bad, match):
         SelectiveClassifier(LogisticRegression(), **bad).fit(x, y)
 
 
+@pytest.mark.slow  # importing skops takes 10-30 s on a busy machine
 def test_save_and_load_with_skops_give_identical_predictions(tmp_path):
     pytest.importorskip("skops")
     rng = np.random.default_rng(4)
@@ -136,6 +138,7 @@ def test_save_and_load_with_skops_give_identical_predictions(tmp_path):
     assert back.get_params()["estimator"].C == 0.5 and back.certificates_ == clf.certificates_
 
 
+@pytest.mark.slow
 def test_loading_refuses_altered_or_untrusted_files(tmp_path):
     pytest.importorskip("skops")
     x, y = gaussian_classes(60, np.random.default_rng(5))
