@@ -28,6 +28,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from notsure import NOT_SURE, NOT_SURE_NAME
 from notsure.decisions import (
+    DEFAULT_DELTA,
+    DEFAULT_TARGET_FPR,
     NeymanPearsonThresholds,
     ThresholdStrategy,
     ensemble_margins,
@@ -71,8 +73,9 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
     ``not_sure`` as wrong.
     """
 
-    def __init__(self, estimator: Any, *, target_fpr: float = 0.00015, delta: float = 0.05,
-                 cv: int = 5, random_state: int | None = None, not_sure: Any = None) -> None:
+    def __init__(self, estimator: Any, *, target_fpr: float = DEFAULT_TARGET_FPR,
+                 delta: float = DEFAULT_DELTA, cv: int = 5, random_state: int | None = None,
+                 not_sure: Any = None) -> None:
         self.estimator = estimator
         self.target_fpr = target_fpr
         self.delta = delta

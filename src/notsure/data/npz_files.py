@@ -23,7 +23,8 @@ LAYOUTS: tuple[dict[str, tuple[str, str]], ...] = (
 )
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``, refusing object arrays (no pickle)."""
     read_head(path, 1)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -37,7 +38,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def load_npz(path: Path) -> Dataset:
     """The samples and labels of an ``.npz`` archive, train part first then test."""
-    arrays = _read_arrays(path)
+    arrays = read_arrays(path)
     layout = next((lay for lay in LAYOUTS
                    if all(k in arrays for pair in lay.values() for k in pair)), None)
     if layout is None:

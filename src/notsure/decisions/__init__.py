@@ -1,6 +1,8 @@
 """Decision strategies: turn class scores into a class or ``NOT_SURE`` with a stated guarantee."""
 
 from notsure.decisions.neyman_pearson import (
+    DEFAULT_DELTA,
+    DEFAULT_TARGET_FPR,
     ClassCertificate,
     allowed_exceedances,
     certifiable_fpr,
@@ -13,6 +15,8 @@ from notsure.decisions.strategy import ThresholdStrategy
 from notsure.decisions.thresholds import NeymanPearsonThresholds, score_margins
 
 __all__ = [
+    "DEFAULT_DELTA",
+    "DEFAULT_TARGET_FPR",
     "ClassCertificate",
     "NeymanPearsonThresholds",
     "ThresholdStrategy",

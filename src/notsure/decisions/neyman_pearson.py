@@ -29,6 +29,11 @@ from scipy import stats
 
 from notsure.errors import ConfigError
 
+#: The customer's requirement: every class's false positive rate at most this...
+DEFAULT_TARGET_FPR = 0.00015
+#: ...except with probability at most this over the draw of the calibration data.
+DEFAULT_DELTA = 0.05
+
 
 def _check_rates(alpha: float, delta: float) -> None:
     if not 0.0 < alpha < 1.0:

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from notsure import NOT_SURE
-from notsure.decisions.neyman_pearson import ClassCertificate, choose_thresholds, min_negatives
+from notsure.decisions.neyman_pearson import (
+    DEFAULT_DELTA,
+    DEFAULT_TARGET_FPR,
+    ClassCertificate,
+    choose_thresholds,
+    min_negatives,
+)
 from notsure.decisions.scores import logit_margins
 from notsure.decisions.strategy import ThresholdStrategy
 from notsure.errors import ConfigError, DataError
@@ -135,8 +141,8 @@ class NeymanPearsonThresholds:
     with ``strict=True`` it is an error instead.
     """
 
-    def __init__(self, target_fpr: float = 0.00015, delta: float = 0.05, strict: bool = False
-                 ) -> None:
+    def __init__(self, target_fpr: float = DEFAULT_TARGET_FPR, delta: float = DEFAULT_DELTA,
+                 strict: bool = False) -> None:
         self.target_fpr = target_fpr
         self.delta = delta
         self.strict = strict
