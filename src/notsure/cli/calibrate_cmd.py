@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
-from notsure.cli.options import default_of
+from notsure.cli.options import add_option, given
+
+_CONFIG = "notsure.jobs.calibrate:CalibrateConfig."
 
 _SCORES_HELP = ("a model's scores, one column per class: CSV (a header gives the class names), "
                 ".npy, or .npz (arrays 'scores' and optional 'classes')")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from notsure.jobs.calibrate import CalibrateConfig
-
     p = sub.add_parser(
         "calibrate", parents=[common_options()],
         help="per-class thresholds with a false positive guarantee for any model's scores",
@@ -25,14 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", required=True, metavar="LABELS",
                    help="true class of every row: CSV (one per line) or .npy; class names if "
                         "the scores name their columns, else column indices 0..C-1")
-    p.add_argument("--target-fpr", type=float, default=default_of(CalibrateConfig, "target_fpr"),
-                   help="max false positive rate of every class")
-    p.add_argument("--delta", type=float, default=default_of(CalibrateConfig, "delta"),
-                   help="allowed probability that the guarantee fails")
-    p.add_argument("--kind", choices=("auto", "logits", "probabilities"),
-                   default=default_of(CalibrateConfig, "kind"),
-                   help="what the scores are; auto: probabilities if every row is in [0, 1] and "
-                        "sums to 1")
+    add_option(p, "--target-fpr", type=float, default_from=_CONFIG + "target_fpr",
+               help="max false positive rate of every class")
+    add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
+               help="allowed probability that the guarantee fails")
+    add_option(p, "--kind", choices=("auto", "logits", "probabilities"),
+               default_from=_CONFIG + "kind",
+               help="what the scores are; auto: probabilities if every row is in [0, 1] and "
+                    "sums to 1")
     p.add_argument("--strict", action="store_true",
                    help="fail if a class has too few negatives for the target, instead of "
                         "certifying what the data allow")
@@ -54,9 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _calibrate(args: argparse.Namespace) -> int:
     from notsure.jobs.calibrate import CalibrateConfig, run_calibrate
 
-    config = CalibrateConfig(scores=args.scores, labels=args.labels, out=args.out,
-                             target_fpr=args.target_fpr, delta=args.delta, kind=args.kind,
-                             strict=args.strict, quiet=args.quiet)
+    config = CalibrateConfig(**given(scores=args.scores, labels=args.labels, out=args.out,
+                                     target_fpr=args.target_fpr, delta=args.delta,
+                                     kind=args.kind, strict=args.strict, quiet=args.quiet))
     print(run_calibrate(config, argv=args.argv))
     return 0
 

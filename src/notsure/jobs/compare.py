@@ -87,7 +87,7 @@ class CompareConfig:
         if self.test_per_class is not None and self.test_per_class < 1:
             raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
         if self.cv_folds < 2:
-            raise ConfigError(f"--cv-folds must be >= 2, got {self.cv_folds}")
+            raise ConfigError(f"--folds must be >= 2, got {self.cv_folds}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
         if self.class_weight not in CLASS_WEIGHTS:
