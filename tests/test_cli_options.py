@@ -67,3 +67,19 @@ def test_the_dataset_given_twice_is_one_clear_error(command, capsys):
     assert main([command, "a.csv", "--data", "b.csv"]) == 2
     err = capsys.readouterr().err
     assert "given twice" in err and "--data" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_too_large_test_split_names_the_flag_not_a_python_argument(tmp_path, capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x_train=rng.integers(0, 255, (60, 28, 28), dtype=np.uint8),
+             y_train=np.repeat([0, 1, 2], 20))
+    out = tmp_path / "run"
+    assert main(["selective", "--data", str(data), "--quick", "--test-per-class", "30",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--test-per-class: 30 test samples per class leave no training sample" in err
+    assert "lower --test-per-class to at most 19" in err
+    assert "allow_small" not in err and len(err.splitlines()) == 1 and not out.exists()

@@ -14,6 +14,7 @@ from notsure.cli.options import add_option, given
 from notsure.data.load import FORMATS
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import to_jsonable
+from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 
 _LETTERS = "notsure.data.letters:make_letters_file."
@@ -84,6 +85,8 @@ def run_info(args: argparse.Namespace) -> int:
     from notsure.data.info import dataset_info, format_info
 
     info = dataset_info(_load(args))
+    if args.path.is_file():  # a folder has no one file hash; the content fingerprint covers it
+        info["file_sha256"] = sha256_file(args.path)
     print(json.dumps(to_jsonable(info), indent=2) if args.json else format_info(info))
     return 0
 

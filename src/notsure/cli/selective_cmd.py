@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _selective(args: argparse.Namespace) -> int:
+    from notsure.data.splits import TooFewForTest
+    from notsure.errors import ConfigError
     from notsure.jobs.selective import SelectiveConfig, run_selective
 
     config = SelectiveConfig(**given(
@@ -65,7 +67,12 @@ def _selective(args: argparse.Namespace) -> int:
         delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
         precision=args.precision, exclusions=args.exclusions,
         exclusion_mode=args.exclusion_mode))
-    path = run_selective(config, argv=args.argv)
+    try:
+        path = run_selective(config, argv=args.argv)
+    except TooFewForTest as exc:  # word the remedy with the flag, not the Python argument
+        fix = f"lower --test-per-class to at most {exc.fits}" if exc.fits else \
+            "use a dataset whose every class has at least 2 samples"
+        raise ConfigError(f"--test-per-class: {exc.detail}; {fix}") from None
     print(path)
     return 0
 

@@ -423,7 +423,7 @@ def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
         features = pixel_features(ds.x, scale or 1.0)
         results = []
         for plan in plans:
-            say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {len(plan.fit_index):,} "
+            say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {plan.n_trained:,} "
                 "final training samples", quiet=quiet)
             with run.stage(f"model:{plan.name}"):
                 results.append(evaluate_model(plan, ds, features, split, config))
