@@ -169,3 +169,20 @@ def test_bad_input_names_the_place_and_writes_nothing(case: str, tmp_path: Path,
     line = one_error_line(capsys.readouterr().err)
     assert path.name in line and fragment in line
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_info_labels_the_file_hash_and_the_content_fingerprint(tmp_path: Path, capsys) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from notsure.data.load import load
+
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x_train=np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28) % 255,
+             y_train=np.array([0, 1]))
+    assert main(["data", "info", str(path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert lines["file-sha256"].split()[1] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert lines["fingerprint"].split()[1] == load(path).fingerprint
+    assert "file's bytes" in lines["file-sha256"] and "labels and values" in lines["fingerprint"]

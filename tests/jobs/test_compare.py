@@ -353,3 +353,15 @@ def test_balanced_resample_evens_out_classes():
     draw = compare.balanced_resample(y, np.arange(len(y)), seed=0)
     share = np.bincount(y[draw], minlength=3) / len(draw)
     assert np.allclose(share, 1 / 3, atol=0.05)
+
+
+def test_terminal_and_report_state_the_same_cnn_training_size(letters, tmp_path, capsys):
+    """A quick CNN trains on a capped subsample; the terminal used to print the uncapped count."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compare, "QUICK_CNN_IMAGES", 50)
+        out = run_compare(CompareConfig(data=str(letters), out=str(tmp_path / "cap"),
+                                        quick=True, models=("cnn",), epochs=1, cv_folds=3))
+    err = capsys.readouterr().err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["models"]["cnn"]["train_samples"] == 50
+    assert "50 final training samples" in err

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
+from notsure.cli.options import add_folds_option, add_option, given
+
+_CONFIG = "notsure.jobs.ambiguous:AmbiguousConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,18 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="without --run: image dataset to cross-fit on (default MNIST)")
     p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--out", help="run folder (default runs/ambiguous-<timestamp>)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
-    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds without --run")
+    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
+               help="the one seed of every random choice")
+    add_folds_option(p, _CONFIG + "folds", "cross-fitting folds without --run")
     p.add_argument("--quick", action="store_true", help="quick CNN preset when cross-fitting")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--top", type=int, default=20,
-                   help="least-confident images listed, and images per gallery")
-    p.add_argument("--knn-k", type=int, default=10,
-                   help="neighbours of the k-NN second opinion (cosine, raw pixels)")
-    p.add_argument("--rank-by", choices=("self_confidence", "margin"),
-                   default="self_confidence",
-                   help="order of suspected label errors: probability of the given label "
-                        "(lowest first) or p(predicted) - p(given) (largest first)")
+    add_option(p, "--top", type=int, default_from=_CONFIG + "top",
+               help="least-confident images listed, and images per gallery")
+    add_option(p, "--knn-k", type=int, default_from=_CONFIG + "knn_k",
+               help="neighbours of the k-NN second opinion (cosine, raw pixels)")
+    add_option(p, "--rank-by", choices=("self_confidence", "margin"),
+               default_from=_CONFIG + "rank_by",
+               help="order of suspected label errors: probability of the given label "
+                    "(lowest first) or p(predicted) - p(given) (largest first)")
     p.add_argument("--write-exclusions", metavar="FILE",
                    help="also write the flagged label errors (the run folder always has "
                         "exclusions.csv) as id,given_label,suggested_label, for `notsure "
@@ -48,23 +52,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run the selective job (the run's settings) with and without the "
                         "flagged images in training and report both, paired on one test split "
                         "(slow: two trainings)")
-    p.add_argument("--test-per-class", type=int, default=1000,
-                   help="test images per class of --measure-exclusion without --run")
-    p.add_argument("--target-fpr", type=float, default=0.00015,
-                   help="target FPR of --measure-exclusion without --run")
-    p.add_argument("--delta", type=float, default=0.05,
-                   help="delta of --measure-exclusion without --run")
+    add_option(p, "--test-per-class", type=int, default_from=_CONFIG + "test_per_class",
+               help="test images per class of --measure-exclusion without --run")
+    add_option(p, "--target-fpr", type=float, default_from=_CONFIG + "target_fpr",
+               help="target FPR of --measure-exclusion without --run")
+    add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
+               help="delta of --measure-exclusion without --run")
     p.set_defaults(func=_ambiguous)
 
 
 def _ambiguous(args: argparse.Namespace) -> int:
     from notsure.jobs.ambiguous import AmbiguousConfig, run_ambiguous
 
-    config = AmbiguousConfig(
-        run=args.run, scope=args.scope or "test", data=args.data, format=args.format, out=args.out,
+    config = AmbiguousConfig(**given(
+        run=args.run, scope=args.scope, data=args.data, format=args.format, out=args.out,
         seed=args.seed, folds=args.folds, quick=args.quick, epochs=args.epochs, top=args.top,
         knn_k=args.knn_k, rank_by=args.rank_by, write_exclusions=args.write_exclusions,
         measure_exclusion=args.measure_exclusion, test_per_class=args.test_per_class,
-        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet)
+        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet))
     print(run_ambiguous(config, argv=args.argv))
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
+from notsure.cli.options import add_data_option, add_folds_option, add_option, data_path, given
+
+_CONFIG = "notsure.jobs.compare:CompareConfig."
 
 #: Shown in the help; ``CompareConfig.validate`` checks names against the job's own list, so the
 #: parser does not import scikit-learn and torch for every command.
@@ -19,21 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "by stratified K-fold CV on the training part only, refit, evaluate once on "
                     "the test split (refusing any model whose training data overlaps it) and "
                     "write a report. Default data: MNIST.")
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="dataset (any format `notsure data info` reads); default: MNIST in "
-                        "$NOTSURE_DATA_DIR (downloaded if missing)")
-    p.add_argument("--format", help="format of PATH if detection is not enough")
+    add_data_option(p, "dataset (any format `notsure data info` reads); default: MNIST in "
+                       "$NOTSURE_DATA_DIR (downloaded if missing)")
+    p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--labels", metavar="FILE", help="labels file of a headerless CSV or IDX file")
     p.add_argument("--out", help="run folder (default runs/compare-<timestamp>)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
+    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
+               help="the one seed of every random choice")
     p.add_argument("--models", type=_names,
                    help=f"comma-separated subset of: {_MODEL_NAMES} (default: all; CNNs "
                         "only for images)")
-    p.add_argument("--test-fraction", type=float, default=1 / 7,
+    add_option(p, "--test-fraction", type=float, default_from=_CONFIG + "test_fraction",
                    help="share of every class held out for test (default 1/7)")
     p.add_argument("--test-per-class", type=int,
                    help="instead of --test-fraction: this many test images of every class")
-    p.add_argument("--cv-folds", type=int, default=5, help="stratified CV folds (default 5)")
+    add_folds_option(p, _CONFIG + "cv_folds", "stratified CV folds", old="--cv-folds")
     p.add_argument("--quick", action="store_true",
                    help="small CV samples, small CNNs: a smoke test that writes every artifact")
     p.add_argument("--cv-max", type=_cap, action="append", default=[], metavar="MODEL=N",
@@ -44,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "repeatable")
     p.add_argument("--class-weight", choices=("balanced",),
                    help="weigh classes equally in training (default: every image counts once)")
-    p.add_argument("--select-by", choices=("macro_f1", "accuracy"), default="macro_f1",
+    add_option(p, "--select-by", choices=("macro_f1", "accuracy"),
+               default_from=_CONFIG + "select_by",
                    help="CV score that chooses each family's hyperparameters")
     p.add_argument("--epochs", type=int, help="override the CNN presets' epochs")
     p.set_defaults(func=_compare)
@@ -64,11 +68,11 @@ def _cap(text: str) -> tuple[str, int]:
 def _compare(args: argparse.Namespace) -> int:
     from notsure.jobs.compare import CompareConfig, run_compare
 
-    config = CompareConfig(
-        data=args.path, format=args.format, labels=args.labels, out=args.out, seed=args.seed,
+    config = CompareConfig(**given(
+        data=data_path(args), format=args.format, labels=args.labels, out=args.out, seed=args.seed,
         models=args.models, test_fraction=args.test_fraction, test_per_class=args.test_per_class,
-        cv_folds=args.cv_folds, quick=args.quick, cv_max=dict(args.cv_max),
+        cv_folds=args.folds, quick=args.quick, cv_max=dict(args.cv_max),
         fit_max=dict(args.fit_max), class_weight=args.class_weight, select_by=args.select_by,
-        epochs=args.epochs, quiet=args.quiet)
+        epochs=args.epochs, quiet=args.quiet))
     print(run_compare(config, argv=args.argv))
     return 0

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from notsure.cli.main import common_options
+from notsure.cli.options import add_option, given
 from notsure.data.load import FORMATS
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import to_jsonable
+from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 
+_LETTERS = "notsure.data.letters:make_letters_file."
 #: Parts of MNIST an export can be limited to (sample ids start with ``<part>/``).
 SPLITS = ("train", "t10k")
 
@@ -82,6 +85,8 @@ def run_info(args: argparse.Namespace) -> int:
     from notsure.data.info import dataset_info, format_info
 
     info = dataset_info(_load(args))
+    if args.path.is_file():  # a folder has no one file hash; the content fingerprint covers it
+        info["file_sha256"] = sha256_file(args.path)
     print(json.dumps(to_jsonable(info), indent=2) if args.json else format_info(info))
     return 0
 
@@ -116,9 +121,10 @@ def _add_make_letters(actions: argparse._SubParsersAction) -> None:
                     "customer's skewed class sizes (one single-image class, the others 102 to "
                     "3,291 images), and save the (X, y) pickle `notsure compare` reads.")
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="pickle to write")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="shrink every class but the single-image one (0 < scale <= 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sizes and the images")
+    add_option(p, "--scale", type=float, default_from=_LETTERS + "scale",
+               help="shrink every class but the single-image one (0 < scale <= 1)")
+    add_option(p, "--seed", type=int, default_from=_LETTERS + "seed",
+               help="seed of the sizes and the images")
     p.set_defaults(func=run_make_letters)
 
 
@@ -126,9 +132,9 @@ def run_make_letters(args: argparse.Namespace) -> int:
     from notsure.data.letters import make_letters_file
     from notsure.io.progress import say
 
-    if args.seed < 0:
+    if args.seed is not None and args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-    path = make_letters_file(args.out, scale=args.scale, seed=args.seed)
+    path = make_letters_file(args.out, **given(scale=args.scale, seed=args.seed))
     say(f"wrote {path}", quiet=args.quiet)
     print(path)
     return 0

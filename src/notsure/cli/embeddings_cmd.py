@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
+from notsure.cli.options import add_data_option, add_folds_option, add_option, data_path, given
+
+_CONFIG = "notsure.jobs.embeddings:EmbeddingsConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,20 +18,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "them with t-SNE, and evaluate k-NN with cosine and Euclidean distance "
                     "(k chosen by nested, subject-grouped cross-validation) against a "
                     "logistic-regression baseline. Writes a report, tables and metrics.json.")
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="the embeddings pickle (default: "
-                        "$NOTSURE_DATA_DIR/syndromes/mini_gm_public_v0.1.p)")
+    add_data_option(p, "the embeddings pickle (default: "
+                       "$NOTSURE_DATA_DIR/syndromes/mini_gm_public_v0.1.p)")
     p.add_argument("--out", help="run folder (default runs/embeddings-<timestamp>)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
-    p.add_argument("--folds", type=int, default=10, help="outer cross-validation folds")
-    p.add_argument("--inner-folds", type=int, default=5,
-                   help="inner folds that choose k (and C) inside each training part")
-    p.add_argument("--k-max", type=int, default=15, help="k is chosen among 1..K_MAX")
-    p.add_argument("--weighting", choices=("uniform", "distance"), default="uniform",
-                   help="k-NN votes: equal (default) or weighted by 1/distance")
+    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
+               help="the one seed of every random choice")
+    add_folds_option(p, _CONFIG + "n_folds", "outer cross-validation folds")
+    add_option(p, "--inner-folds", type=int, default_from=_CONFIG + "inner_folds",
+               help="inner folds that choose k (and C) inside each training part")
+    add_option(p, "--k-max", type=int, default_from=_CONFIG + "k_max",
+               help="k is chosen among 1..K_MAX")
+    add_option(p, "--weighting", choices=("uniform", "distance"),
+               default_from=_CONFIG + "weighting",
+               help="k-NN votes: equal (uniform) or weighted by 1/distance")
     p.add_argument("--dim", type=int,
                    help="expected vector length (default: the most common length)")
-    p.add_argument("--tsne-backend", choices=("auto", "opentsne", "sklearn"), default="auto",
+    add_option(p, "--tsne-backend", choices=("auto", "opentsne", "sklearn"),
+               default_from=_CONFIG + "tsne_backend",
                    help="t-SNE implementation (auto: openTSNE if installed)")
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE maps")
     p.add_argument("--no-baseline", action="store_true",
@@ -39,11 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _embeddings(args: argparse.Namespace) -> int:
     from notsure.jobs.embeddings import EmbeddingsConfig, run_embeddings
 
-    config = EmbeddingsConfig(
-        path=args.path, out=args.out, seed=args.seed, n_folds=args.folds,
+    config = EmbeddingsConfig(**given(
+        path=data_path(args), out=args.out, seed=args.seed, n_folds=args.folds,
         inner_folds=args.inner_folds, k_max=args.k_max, weighting=args.weighting, dim=args.dim,
         tsne=not args.no_tsne, tsne_backend=args.tsne_backend, baseline=not args.no_baseline,
-        quiet=args.quiet)
+        quiet=args.quiet))
     path = run_embeddings(config, argv=getattr(args, "argv", None))
     print(path)
     return 0

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "notsure.cli.embeddings_cmd",
     "notsure.cli.compare_cmd",
     "notsure.cli.ambiguous_cmd",
+    "notsure.cli.calibrate_cmd",
 )
 
 EXIT_USAGE = 2
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from notsure.cli.options import Parser
+
+    parser = Parser(
         prog="notsure",
         description="Classifiers that know when they are not sure, and evaluation you can audit.",
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
+from notsure.cli.options import add_folds_option, add_option, given
+
+_CONFIG = "notsure.jobs.selective:SelectiveConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,25 +21,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "default: MNIST in $NOTSURE_DATA_DIR (downloaded if missing)")
     p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--out", help="run folder (default runs/selective-<timestamp>)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed of every random choice")
-    p.add_argument("--test-per-class", type=int, default=1000, help="test images per class")
-    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds")
-    p.add_argument("--members", type=int, default=2,
-                   help="CNNs per fold; each fold's ensemble scores the images it held out")
+    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
+               help="the one seed of every random choice")
+    add_option(p, "--test-per-class", type=int, default_from=_CONFIG + "test_per_class",
+               help="test images per class")
+    add_folds_option(p, _CONFIG + "folds", "cross-fitting folds")
+    add_option(p, "--members", type=int, default_from=_CONFIG + "members",
+               help="CNNs per fold; each fold's ensemble scores the images it held out")
     p.add_argument("--workers", type=int,
                    help="processes training fold members at once (default: one per core); "
                         "results do not depend on it")
-    p.add_argument("--strategy", choices=("routed", "min-fold", "min-member"), default="routed",
-                   help="decision rule: routed = each image answered by one fold ensemble picked "
-                        "by a hash of its pixels (calibrated exactly); min-fold / min-member = "
-                        "every fold ensemble / every member must clear the threshold")
-    p.add_argument("--target-fpr", type=float, default=0.00015, help="max FPR for every class")
-    p.add_argument("--delta", type=float, default=0.05,
-                   help="allowed probability that the guarantee fails")
-    p.add_argument("--fpr-meaning", choices=("rate", "test"), default="rate",
-                   help="rate: the true FPR of every class is <= target with probability >= "
-                        "1 - delta; test: a test set of --test-per-class images per class shows "
-                        "each class's FPR <= target with probability >= 1 - delta (much stricter)")
+    add_option(p, "--strategy", choices=("routed", "min-fold", "min-member"),
+               default_from=_CONFIG + "strategy",
+               help="decision rule: routed = each image answered by one fold ensemble picked "
+                    "by a hash of its pixels (calibrated exactly); min-fold / min-member = "
+                    "every fold ensemble / every member must clear the threshold")
+    add_option(p, "--target-fpr", type=float, default_from=_CONFIG + "target_fpr",
+               help="max FPR for every class")
+    add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
+               help="allowed probability that the guarantee fails")
+    add_option(p, "--fpr-meaning", choices=("rate", "test"), default_from=_CONFIG + "fpr_meaning",
+               help="rate: the true FPR of every class is <= target with probability >= "
+                    "1 - delta; test: a test set of --test-per-class images per class shows "
+                    "each class's FPR <= target with probability >= 1 - delta (much stricter)")
     p.add_argument("--quick", action="store_true",
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
@@ -45,9 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CSV id,given_label,suggested_label of suspected label errors (as written "
                         "by `notsure ambiguous --write-exclusions`): listed training-pool samples "
                         "are dropped or relabelled; the test split is drawn as without it")
-    p.add_argument("--exclusion-mode", choices=("drop", "relabel"), default="drop",
-                   help="drop the listed training-pool samples, or train and calibrate them with "
-                        "their suggested labels (default drop)")
+    add_option(p, "--exclusion-mode", choices=("drop", "relabel"),
+               default_from=_CONFIG + "exclusion_mode",
+               help="drop the listed training-pool samples, or train and calibrate them with "
+                    "their suggested labels")
     p.set_defaults(func=_selective)
 
     q = sub.add_parser("predict", parents=[common_options()],
@@ -63,17 +71,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _selective(args: argparse.Namespace) -> int:
+    from notsure.data.splits import TooFewForTest
+    from notsure.errors import ConfigError
     from notsure.jobs.selective import SelectiveConfig, run_selective
 
-    config = SelectiveConfig(
+    config = SelectiveConfig(**given(
         data=args.data, format=args.format, out=args.out, seed=args.seed,
         test_per_class=args.test_per_class, folds=args.folds, members=args.members,
         workers=args.workers,
         strategy=args.strategy, fpr_meaning=args.fpr_meaning, target_fpr=args.target_fpr,
         delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
         precision=args.precision, exclusions=args.exclusions,
-        exclusion_mode=args.exclusion_mode)
-    path = run_selective(config, argv=args.argv)
+        exclusion_mode=args.exclusion_mode))
+    try:
+        path = run_selective(config, argv=args.argv)
+    except TooFewForTest as exc:  # word the remedy with the flag, not the Python argument
+        fix = f"lower --test-per-class to at most {exc.fits}" if exc.fits else \
+            "use a dataset whose every class has at least 2 samples"
+        raise ConfigError(f"--test-per-class: {exc.detail}; {fix}") from None
     print(path)
     return 0
 

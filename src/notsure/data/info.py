@@ -130,5 +130,9 @@ def format_info(info: dict[str, Any]) -> str:
     )
     for example in dup["examples"]:
         lines.append(f"  e.g. {', '.join(example)}")
-    lines.append(f"fingerprint  {info['fingerprint']}")
+    lines.append(f"fingerprint  {info['fingerprint']}  (SHA-256 of the loaded labels and "
+                 "values: the same for any file format)")
+    if info.get("file_sha256"):
+        lines.append(f"file-sha256  {info['file_sha256']}  (SHA-256 of the file's bytes, as "
+                     "sha256sum prints it)")
     return "\n".join(lines)

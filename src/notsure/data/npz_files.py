@@ -51,7 +51,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -
         return npy_format.read_array(fh, allow_pickle=False)
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``, sizes checked before allocation, object
+    arrays refused (no pickle)."""
     read_head(path, 1)
     source = str(path)
     try:
@@ -67,9 +69,11 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError,
             NotImplementedError, RuntimeError) as exc:
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
+
+
 def load_npz(path: Path) -> Dataset:
     """The samples and labels of an ``.npz`` archive, train part first then test."""
-    arrays = _read_arrays(path)
+    arrays = read_arrays(path)
     layout = next((lay for lay in LAYOUTS
                    if all(k in arrays for pair in lay.values() for k in pair)), None)
     if layout is None:

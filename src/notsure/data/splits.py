@@ -240,32 +240,45 @@ def stratified_test_split(y: np.ndarray, per_class: int, seed: int, *,
         if not short.any():
             break
         if not allow_small:
-            raise ConfigError(_too_small_message(labels, counts, most, short, per_class, gi))
+            detail, fits = _too_small(labels, counts, most, short, per_class, gi)
+            raise TooFewForTest(detail, fits)
         small |= short
     want = np.where(small, 0, per_class)
     held = _holdout(yi, gi, pool, want, rng)
     got = np.bincount(yi[held], minlength=n_classes)
     if (got < want).any():  # only possible when groups mix classes
         c = int(np.flatnonzero(got < want)[0])
-        raise ConfigError(
-            f"class {_label(labels, c)!r}: only {got[c]} of per_class={per_class} test samples "
-            "could be taken without splitting a group or emptying another class's training part; "
-            "lower per_class or pass allow_small=True")
+        raise TooFewForTest(
+            f"class {_label(labels, c)!r}: only {got[c]} of {per_class} test samples per class "
+            "could be taken without splitting a group or emptying another class's training part",
+            int(got[c]))
     return Split(train=np.flatnonzero(~held), test=np.flatnonzero(held),
                  not_evaluable=_counts_of(labels, yi, small))
 
 
-def _too_small_message(labels: np.ndarray, counts: np.ndarray, most: np.ndarray,
-                       short: np.ndarray, per_class: int, gi: np.ndarray | None) -> str:
+def _too_small(labels: np.ndarray, counts: np.ndarray, most: np.ndarray, short: np.ndarray,
+               per_class: int, gi: np.ndarray | None) -> tuple[str, int]:
+    """What is too small, and the largest ``per_class`` every listed class allows."""
     whole = "" if gi is None else " (whole groups only)"
     noun = np.where(counts == 1, "sample", "samples")
     parts = [f"class {_label(labels, c)!r} has {counts[c]} {noun[c]}{whole}, so at most "
              f"{most[c]} can go to test" for c in np.flatnonzero(short)]
-    fits = int(most[short].min())
-    lower = f"Lower per_class to at most {fits}, or pass" if fits else "Pass"
-    return (f"per_class={per_class} test samples leave no training sample of: "
-            + "; ".join(parts) + f". {lower} allow_small=True to keep such classes wholly in "
-            "training (reported not evaluable)")
+    return (f"{per_class} test samples per class leave no training sample of: "
+            + "; ".join(parts), int(most[short].min()))
+
+
+class TooFewForTest(ConfigError):
+    """A class is too small for the test samples asked of every class.
+
+    ``detail`` says which and why; ``fits`` is the largest per-class count that would work
+    (0: none). The message adds the Python remedy; a command line words its own with its flags.
+    """
+
+    def __init__(self, detail: str, fits: int) -> None:
+        self.detail, self.fits = detail, fits
+        lower = f"lower per_class to at most {fits}, or pass" if fits else "pass"
+        super().__init__(f"{detail}; {lower} allow_small=True to keep such classes wholly in "
+                         "training (reported not evaluable)")
 
 
 def stratified_fraction_split(y: np.ndarray, test_fraction: float, seed: int, *,

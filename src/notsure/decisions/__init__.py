@@ -1,6 +1,8 @@
 """Decision strategies: turn class scores into a class or ``NOT_SURE`` with a stated guarantee."""
 
 from notsure.decisions.neyman_pearson import (
+    DEFAULT_DELTA,
+    DEFAULT_TARGET_FPR,
     MEANINGS,
     ClassCertificate,
     all_classes_pass_probability,
@@ -9,6 +11,7 @@ from notsure.decisions.neyman_pearson import (
     certifiable_fpr,
     choose_thresholds,
     criterion_pass_probability,
+    min_negatives,
     violation_probability,
 )
 from notsure.decisions.rules import (
@@ -20,6 +23,7 @@ from notsure.decisions.rules import (
 )
 from notsure.decisions.scores import ensemble_margins, fold_mean_logits, logit_margins, route
 from notsure.decisions.strategy import ThresholdStrategy
+from notsure.decisions.thresholds import NeymanPearsonThresholds, score_margins
 
 __all__ = [
     "MEANINGS",
@@ -33,12 +37,17 @@ __all__ = [
     "fold_mean_logits",
     "route",
     "criterion_pass_probability",
+    "DEFAULT_DELTA",
+    "DEFAULT_TARGET_FPR",
     "ClassCertificate",
+    "NeymanPearsonThresholds",
     "ThresholdStrategy",
     "allowed_exceedances",
     "certifiable_fpr",
     "choose_thresholds",
     "ensemble_margins",
     "logit_margins",
+    "min_negatives",
+    "score_margins",
     "violation_probability",
 ]

@@ -40,6 +40,11 @@ from scipy import stats
 
 from notsure.errors import ConfigError
 
+#: The customer's requirement: every class's false positive rate at most this...
+DEFAULT_TARGET_FPR = 0.00015
+#: ...except with probability at most this over the draw of the calibration data.
+DEFAULT_DELTA = 0.05
+
 
 def _check_rates(alpha: float, delta: float) -> None:
     if not 0.0 < alpha < 1.0:
@@ -89,6 +94,18 @@ def allowed_exceedances(n: int, alpha: float, delta: float) -> int:
     while r >= 0 and violation_probability(n, r, alpha) > delta:
         r -= 1
     return r
+
+
+def min_negatives(target_fpr: float, delta: float) -> int:
+    """Fewest calibration negatives a class needs to certify ``target_fpr`` at confidence
+    ``1 - delta`` (r = 0: ``(1 - alpha)^n <= delta``); check it before training anything."""
+    _check_rates(target_fpr, delta)
+    n = max(1, int(np.ceil(np.log(delta) / np.log1p(-target_fpr))))
+    while allowed_exceedances(n, target_fpr, delta) < 0:  # guard against rounding
+        n += 1
+    while n > 1 and allowed_exceedances(n - 1, target_fpr, delta) >= 0:
+        n -= 1
+    return n
 
 
 def certifiable_fpr(n: int, delta: float) -> float:

@@ -87,7 +87,7 @@ class CompareConfig:
         if self.test_per_class is not None and self.test_per_class < 1:
             raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
         if self.cv_folds < 2:
-            raise ConfigError(f"--cv-folds must be >= 2, got {self.cv_folds}")
+            raise ConfigError(f"--folds must be >= 2, got {self.cv_folds}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
         if self.class_weight not in CLASS_WEIGHTS:
@@ -423,7 +423,7 @@ def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
         features = pixel_features(ds.x, scale or 1.0)
         results = []
         for plan in plans:
-            say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {len(plan.fit_index):,} "
+            say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {plan.n_trained:,} "
                 "final training samples", quiet=quiet)
             with run.stage(f"model:{plan.name}"):
                 results.append(evaluate_model(plan, ds, features, split, config))

@@ -275,7 +275,9 @@ def _methodology(report: Report, result: EmbeddingsResult) -> None:
              else "votes weighted by 1/distance")
     report.section("Methodology")
     report.bullets([
-        f"Data: `{result.path}` (SHA-256 `{result.sha256[:16]}…`), unpickled with a restricted "
+        f"Data: `{result.path}` (file SHA-256 `{result.sha256[:16]}…`, the `file-sha256` of "
+        f"`notsure data info`; content fingerprint `{ds.fingerprint[:16]}…`, its "
+        "`fingerprint`), unpickled with a restricted "
         "unpickler (only containers, numbers, strings and NumPy arrays), checked entry by entry "
         f"(Table 1), then flattened: label = syndrome, group = subject, id = image id; "
         f"{fmt.count(len(ds))} vectors of length {ds.shape[0]}.",

@@ -1,0 +1,109 @@
+"""What every subcommand shares: help that shows defaults, defaults that live in one place
+(the job's config dataclass field), and one flag name per idea.
+
+An option made by :func:`add_option` has no argparse default: the handler passes only the
+options given (:func:`given`) and the dataclass fills in the rest. ``--help`` imports the
+dataclass to show its default, so parsing a command line never imports the heavy job modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import inspect
+from typing import Any
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help text that ends with ``(default: X)`` for every option with a real default.
+
+    Options without one (None, False, suppressed) are left alone, as is help that already says
+    its default in words.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings:
+            return text
+        spec = getattr(action, "default_from", None)
+        if spec is not None:
+            return f"{text} (default: {resolve_default(spec)})".replace("%", "%%")
+        default = action.default
+        if default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with :class:`DefaultsHelpFormatter`; sub-commands made by
+    ``add_subparsers`` inherit it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def default_of(owner: Any, name: str) -> Any:
+    """The default of field ``name`` of a dataclass, or of parameter ``name`` of a callable."""
+    if dataclasses.is_dataclass(owner):
+        for f in dataclasses.fields(owner):
+            if f.name == name:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                if f.default_factory is not dataclasses.MISSING:
+                    return f.default_factory()
+                raise KeyError(f"{owner.__name__}.{name} has no default")
+        raise KeyError(f"{owner.__name__} has no field {name!r}")
+    default = inspect.signature(owner).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise KeyError(f"{owner.__name__}({name}=...) has no default")
+    return default
+
+
+def resolve_default(spec: str) -> Any:
+    """The default named by ``"module:Owner.name"``: a dataclass field or a parameter."""
+    module, _, path = spec.partition(":")
+    owner, _, name = path.rpartition(".")
+    return default_of(getattr(importlib.import_module(module), owner), name)
+
+
+def add_option(parser: argparse.ArgumentParser, *flags: str, default_from: str,
+               **kwargs: Any) -> argparse.Action:
+    """An option whose default is ``default_from`` (``"module:Config.field"``), shown in
+    ``--help``; the parsed value is None when the option is not given."""
+    action = parser.add_argument(*flags, default=None, **kwargs)
+    action.default_from = default_from  # type: ignore[attr-defined]
+    return action
+
+
+def given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (not None), to pass to a config dataclass over its defaults."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def add_data_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--data PATH``, the one way every job names its dataset; the old positional ``PATH``
+    still works (hidden): :func:`data_path` reads either."""
+    parser.add_argument("--data", metavar="PATH", help=help)
+    parser.add_argument("path", nargs="?", metavar="PATH", help=argparse.SUPPRESS)
+
+
+def add_folds_option(parser: argparse.ArgumentParser, default_from: str, help: str,
+                     old: str | None = None) -> None:
+    """``--folds N``, the one name for cross-validation or cross-fitting folds; ``old`` (e.g.
+    ``--cv-folds``) still works, hidden."""
+    add_option(parser, "--folds", type=int, metavar="N", default_from=default_from, help=help)
+    if old is not None:
+        parser.add_argument(old, dest="folds", type=int, default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
+
+
+def data_path(args: argparse.Namespace) -> str | None:
+    """The dataset of ``--data`` or the deprecated positional; both at once is an error."""
+    from notsure.errors import ConfigError
+
+    if args.data is not None and args.path is not None:
+        raise ConfigError(f"the dataset is given twice ({args.path} and --data {args.data}); "
+                          "give it once, as --data PATH")
+    return args.data if args.data is not None else args.path

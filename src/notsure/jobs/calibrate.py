@@ -1,0 +1,140 @@
+"""Bring your own scores: certified per-class thresholds for any model, and decisions with them.
+
+``notsure calibrate`` reads a model's out-of-sample scores and the true labels, chooses the
+thresholds (:class:`~notsure.decisions.NeymanPearsonThresholds`) and writes a run folder with
+``thresholds.json``, ``certificates.csv`` and a short report. ``notsure decide`` applies a
+thresholds file to new scores and writes one decision per row as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from notsure.data.scores import read_labels, read_scores
+from notsure.decisions import (
+    DEFAULT_DELTA,
+    DEFAULT_TARGET_FPR,
+    ClassCertificate,
+    NeymanPearsonThresholds,
+    min_negatives,
+)
+from notsure.decisions.thresholds import SCORE_KINDS
+from notsure.errors import ConfigError, DataError
+from notsure.io.atomic import atomic_write_text
+from notsure.io.hashing import sha256_file
+from notsure.io.progress import say
+from notsure.io.run_folder import RunFolder
+from notsure.reports import Report, fmt
+
+THRESHOLDS_FILE = "thresholds.json"
+CERTIFICATES_FILE = "certificates.csv"
+
+
+@dataclass
+class CalibrateConfig:
+    """Settings of ``notsure calibrate``; recorded in the run manifest."""
+
+    scores: str
+    labels: str
+    out: str | None = None
+    target_fpr: float = DEFAULT_TARGET_FPR
+    delta: float = DEFAULT_DELTA
+    kind: str = "auto"
+    strict: bool = False
+    quiet: bool = False
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, naming the flag, before anything is read."""
+        if not 0.0 < self.target_fpr < 1.0:
+            raise ConfigError(f"--target-fpr must lie in (0, 1), got {self.target_fpr}")
+        if not 0.0 < self.delta < 1.0:
+            raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
+        if self.kind not in SCORE_KINDS:
+            raise ConfigError(f"--kind must be one of {', '.join(SCORE_KINDS)}, got {self.kind!r}")
+
+
+def certificate_rows(certificates: list[ClassCertificate], classes: tuple) -> list[dict]:
+    """One row per class: counts, threshold, the guarantee, and whether it is certified."""
+    return [{
+        "class": classes[c.label], "negatives": c.n_negatives, "positives": c.n_positives,
+        "allowed_fp": c.allowed_exceedances, "calibration_fp": c.calibration_fp,
+        "threshold": c.threshold, "P(FPR>target)<=": c.violation_bound,
+        "certified": "yes" if c.certified else "NO", "certifiable_fpr": c.certifiable_fpr,
+        "calibration_tpr": c.calibration_tpr,
+    } for c in certificates]
+
+
+def run_calibrate(config: CalibrateConfig, argv: list[str] | None = None) -> Path:
+    """Calibrate on the files of ``config`` and write the run folder; returns its path."""
+    config.validate()
+    table = read_scores(config.scores)
+    y = read_labels(config.labels, len(table.scores), table.scores.shape[1], table.classes)
+    thresholds = NeymanPearsonThresholds(config.target_fpr, config.delta, config.strict)
+    if table.classes is not None:
+        y = np.asarray(table.classes)[y]  # calibrate takes labels when it is given class names
+    thresholds.calibrate(table.scores, y, kind=config.kind, classes=table.classes)
+    with RunFolder("calibrate", config.out, config=config, argv=argv) as run:
+        for name, path in (("scores", config.scores), ("labels", config.labels)):
+            run.record_data(name, {"source": str(path), "sha256": sha256_file(path)})
+        thresholds.save(run.file(THRESHOLDS_FILE))
+        write_report(run, thresholds, table.scores.shape)
+        run.finish()
+    texts = thresholds.certificate_texts()
+    n_ok = sum(c.certified for c in thresholds.certificates_)
+    say(f"{n_ok} of {len(texts)} classes certified; report: {run.path / 'report.html'}",
+        quiet=config.quiet)
+    return run.path
+
+
+def write_report(run: RunFolder, t: NeymanPearsonThresholds, shape: tuple[int, int]) -> None:
+    """The short report: what was certified, per-class table (also as CSV), provenance."""
+    rep = Report("Per-class thresholds with a false positive guarantee", run,
+                 subtitle=f"{fmt.count(shape[0])} calibration rows, {shape[1]} classes, "
+                          f"scores read as {t.kind_}")
+    weak = [c for c in t.certificates_ if not c.certified]
+    rep.section("Result")
+    rep.paragraph(
+        f"Target: every class's false positive rate at most {t.target_fpr:g}, except with "
+        f"probability at most {t.delta:g} over the calibration data. Each class needs at least "
+        f"{fmt.count(min_negatives(t.target_fpr, t.delta))} calibration negatives for that; "
+        f"{len(t.certificates_) - len(weak)} of {len(t.certificates_)} classes are certified.")
+    if weak:
+        rep.bullets([text for c, text in zip(t.certificates_, t.certificate_texts(), strict=True)
+                     if not c.certified])
+    rep.paragraph(
+        "A class is answered only when its margin (its score minus the best other class's; for "
+        "probabilities, of their logarithms) is above its threshold. The guarantee holds for new "
+        "rows drawn like these and scored by the same model, provided that model did not train "
+        "on these rows. `notsure decide THRESHOLDS SCORES --out FILE` applies the thresholds.")
+    rep.table(certificate_rows(t.certificates_, t.classes_), caption="Per-class certificates.",
+              csv=CERTIFICATES_FILE,
+              formats={"calibration_tpr": fmt.pct, "P(FPR>target)<=": lambda v: f"{v:.4f}"})
+    rep.run_summary()
+    rep.write()
+
+
+def run_decide(thresholds_path: str, scores_path: str, out: str) -> Path:
+    """Apply a thresholds file to new scores; write ``row,prediction,margin_above_threshold``."""
+    t = NeymanPearsonThresholds.load(thresholds_path)
+    table = read_scores(scores_path)
+    classes = tuple(str(c) for c in t.classes_)
+    if table.scores.shape[1] != len(classes):
+        raise DataError(f"{scores_path}: {table.scores.shape[1]} score columns, but "
+                        f"{thresholds_path} was calibrated for {len(classes)} classes")
+    if table.classes is not None and table.classes != classes:
+        raise DataError(f"{scores_path}: columns {list(table.classes)} differ from the classes "
+                        f"{list(classes)} of {thresholds_path}; same names in the same order")
+    prediction = t.predict(table.scores)
+    margin = t.confidence(table.scores)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["row", "prediction", "margin_above_threshold"])
+    for row, (label, m) in enumerate(zip(t.labels_of(prediction), margin, strict=True)):
+        writer.writerow([row, label, repr(float(m))])
+    return atomic_write_text(out, buf.getvalue())
+
