@@ -40,14 +40,21 @@ def to_grayscale(image: np.ndarray, source: str = "image") -> np.ndarray:
     return gray
 
 
-def ink(gray: np.ndarray) -> np.ndarray:
-    """How much ink each pixel holds, 0 = background: inverted when the border is light.
+def background_level(gray: np.ndarray) -> float:
+    """The background's gray level: the median of the one-pixel border."""
+    gray = np.asarray(gray)
+    return float(np.median(np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])))
 
-    The background level is the median of the one-pixel border; ink is the distance from it
-    towards the dark (light background) or bright (dark background) side.
-    """
-    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    background = float(np.median(border))
+
+def light_background(gray: np.ndarray) -> bool:
+    """True for dark ink on a light page (the opposite of MNIST)."""
+    return background_level(gray) > 127.5
+
+
+def ink(gray: np.ndarray) -> np.ndarray:
+    """How much ink each pixel holds, 0 = background: the distance from the background level
+    towards dark (on a light background, i.e. inverted) or bright (on a dark background)."""
+    background = background_level(gray)
     if background > 127.5:
         return np.clip(background - gray, 0.0, None)
     return np.clip(gray - background, 0.0, None)

@@ -16,6 +16,7 @@ from torch import nn
 
 from notsure import NOT_SURE
 from notsure.decisions import ThresholdStrategy, ensemble_margins
+from notsure.decisions.ood import OODGuard
 from notsure.errors import ConfigError, DataError
 from notsure.io.run_folder import RunFolder
 from notsure.models.cnn import default_precision
@@ -37,10 +38,20 @@ class Decisions:
     member_logits: np.ndarray  # (K, N, C)
     prediction: np.ndarray  # (N,): class index or NOT_SURE
     confidence: np.ndarray  # (N,): candidate's margin above its threshold (>0: answered)
+    out_of_distribution: np.ndarray | None = None  # (N,) bool, where the predictor has a guard
+    ood_score: np.ndarray | None = None  # (N,): the guard's score (higher = less like training)
 
     @property
     def candidate(self) -> np.ndarray:
         return self.mean_logits.argmax(axis=1)
+
+    @property
+    def reason(self) -> np.ndarray:
+        """Why each image got its answer: answered, below_threshold or out_of_distribution."""
+        reason = np.where(self.prediction == NOT_SURE, "below_threshold", "answered")
+        if self.out_of_distribution is not None:
+            reason = np.where(self.out_of_distribution, "out_of_distribution", reason)
+        return reason.astype(object)
 
 
 @dataclass
@@ -52,15 +63,27 @@ class SelectivePredictor:
     class_names: tuple[str, ...]
     image_shape: tuple[int, int]
     precision: str = field(default_factory=default_precision)
+    guard: OODGuard | None = None  # out-of-distribution guard, applied before the thresholds
 
-    def decide_logits(self, member_logits: np.ndarray) -> Decisions:
-        """Apply the decision rule to members' logits ``(K, N, C)``."""
+    def decide_logits(self, member_logits: np.ndarray,
+                      member_features: np.ndarray | None = None) -> Decisions:
+        """Apply the decision rule to members' logits ``(K, N, C)`` (and, when the predictor has
+        a guard, their penultimate features ``(K, N, F)``: out-of-distribution inputs abstain)."""
         margins = ensemble_margins(member_logits)
         mean = member_logits.mean(axis=0)
+        prediction = self.strategy.decide(margins, mean)
+        ood = score = None
+        if self.guard is not None:
+            if member_features is None:
+                raise ConfigError("this predictor has an out-of-distribution guard: pass the "
+                                  "members' features (member_features=)")
+            score = self.guard.score(member_features)
+            ood = score > self.guard.threshold
+            prediction = np.where(ood, NOT_SURE, prediction)
         return Decisions(
             mean_logits=mean, margins=margins, member_logits=member_logits,
-            prediction=self.strategy.decide(margins, mean),
-            confidence=self.strategy.confidence(margins, mean),
+            prediction=prediction, confidence=self.strategy.confidence(margins, mean),
+            out_of_distribution=ood, ood_score=score,
         )
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True) -> Decisions:
@@ -70,9 +93,13 @@ class SelectivePredictor:
                 f"images have shape {tuple(x.shape[1:])} but the model was trained on "
                 f"{tuple(self.image_shape)}; resize them or use a run trained on that size"
             )
-        logits = predict_logits(self.models, x, batch_size=batch_size, precision=self.precision,
-                                quiet=quiet)
-        return self.decide_logits(logits)
+        if self.guard is None:
+            return self.decide_logits(predict_logits(
+                self.models, x, batch_size=batch_size, precision=self.precision, quiet=quiet))
+        logits, features = predict_logits(self.models, x, batch_size=batch_size,
+                                          precision=self.precision, quiet=quiet,
+                                          return_features=True)
+        return self.decide_logits(logits, features)
 
     def labels_of(self, prediction: np.ndarray) -> list[str]:
         """Readable labels: class names, or ``not_sure``."""
@@ -97,6 +124,7 @@ class SelectivePredictor:
             "precision": self.precision,
             "thresholds": self.strategy.thresholds.tolist(),
             "score_rule": SCORE_RULE,
+            **({} if self.guard is None else {"guard": self.guard.to_dict()}),
             **meta,
         })
 
@@ -122,10 +150,11 @@ class SelectivePredictor:
             shape = tuple(int(s) for s in doc["image_shape"])
             members = [run_dir / m for m in doc["members"]]
             precision = str(doc.get("precision", "bf16"))
+            guard = OODGuard.from_dict(doc["guard"]) if "guard" in doc else None
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: not a valid predictor file ({exc})") from exc
         if thresholds.shape != (len(class_names),) or len(shape) != 2 or not members:
             raise ConfigError(f"{path}: thresholds, class names or image shape are inconsistent")
         models = [load_model(m).model for m in members]
         return cls(models=models, strategy=ThresholdStrategy(thresholds),
-                   class_names=class_names, image_shape=shape, precision=precision)
+                   class_names=class_names, image_shape=shape, precision=precision, guard=guard)

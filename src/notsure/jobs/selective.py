@@ -33,6 +33,7 @@ from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
+from notsure.jobs.guard import fit_guard, guard_summary, member_features
 from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.metrics import (
     accuracy,
@@ -182,6 +183,7 @@ class SelectiveResult:
     aurc: float
     timings: dict
     exclusions: dict | None = None  # what exclude_from_pool did, when an exclusion file was used
+    guard: dict | None = None  # the out-of-distribution guard's threshold, cost and catch rates
 
 
 def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
@@ -251,12 +253,16 @@ def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, d
             models=[r.model for r in fit.results], strategy=strategy,
             class_names=ds.class_names, image_shape=ds.shape, precision=cnn.precision)
         calibration_pred = strategy.decide(oof_margins, fit.oof_logits)
+        guard_fit = fit_guard(predictor.models, ds.x[pool], ds.y[pool], ds.n_classes, plan.folds,
+                              seed=config.seed, precision=cnn.precision)
+        predictor.guard = guard_fit.guard
         calibration_after = evaluate(ds.y[pool], calibration_pred, np.arange(ds.n_classes))
 
     with run.stage("evaluate"):
         labels = np.arange(ds.n_classes)
         y_test = ds.y[test]
-        decisions = predictor.decide_logits(fit.extra_logits)
+        decisions = predictor.decide_logits(
+            fit.extra_logits, member_features(predictor.models, ds.x[test], cnn.precision))
         before = evaluate(y_test, decisions.candidate, labels)
         after = evaluate(y_test, decisions.prediction, labels)
         rc = risk_coverage_curve(y_test, decisions.candidate, decisions.confidence)
@@ -276,6 +282,10 @@ def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, d
                        meta={"target_fpr": config.target_fpr, "delta": config.delta,
                              "seed": config.seed})
 
+    with run.stage("guard_check"):
+        guard = guard_summary(predictor, guard_fit, calibration_pred, ds.x[test], y_test,
+                              config.seed)
+
     with run.stage("throughput"):
         run.record("predict_throughput", measure_throughput(predictor, ds.x[test]))
 
@@ -284,6 +294,7 @@ def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, d
         certificates=certificates, test_decisions=decisions, before=before, after=after,
         calibration_after=calibration_after, member_test_accuracy=members,
         risk_coverage=rc, aurc=area, timings=run.manifest["timings_s"], exclusions=exclusions,
+        guard=guard,
     )
 
 
