@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "notsure.cli.embeddings_cmd",
     "notsure.cli.compare_cmd",
     "notsure.cli.ambiguous_cmd",
+    "notsure.cli.evaluate_cmd",
 )
 
 EXIT_USAGE = 2
