@@ -141,3 +141,31 @@ def test_predict_gives_a_reason_per_image(guarded_run, digits, tmp_path):
                         np.where(d.prediction == NOT_SURE, "below_threshold", "answered"))
     assert [r["reason"] for r in rows] == expected.tolist()
     assert all((r["prediction"] == "not_sure") == (r["reason"] != "answered") for r in rows)
+
+
+def test_predict_reads_pngs_rgb_and_other_sizes_like_the_original(guarded_run, mnist_dir,
+                                                                  tmp_path, capsys):
+    """Test digits saved as 64x64 RGB PNGs on white get the original's candidate class."""
+    from PIL import Image
+
+    run, _ = guarded_run
+    x = load(mnist_dir).x[-60:]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        big = np.asarray(Image.fromarray(255 - image).resize((64, 64), Image.Resampling.BICUBIC))
+        Image.fromarray(np.repeat(big[..., None], 3, axis=2)).save(folder / f"{i:02d}.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--out", str(out), "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == [f"{i:02d}.png" for i in range(60)]
+    predictor = SelectivePredictor.load(run)
+    original = predictor.predict(x).candidate
+    from notsure.data.images import read_images_for_prediction
+
+    rendered = predictor.predict(read_images_for_prediction(folder).x).candidate
+    assert np.mean(original == rendered) >= 0.9
+    # The same float file is refused by predict as by data info, naming the flag.
+    np.save(tmp_path / "f.npy", x.astype(np.float32) / 255)
+    assert main(["predict", str(run), str(tmp_path / "f.npy"), "--out", str(out)]) == 2
+    assert "--scale 1" in capsys.readouterr().err
