@@ -16,6 +16,7 @@ from torch import nn
 from notsure import NOT_SURE
 from notsure.data.outliers import synthetic_outliers
 from notsure.decisions.ood import OODGuard, fit_class_gaussians, keep_threshold
+from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.models.predict import predict_logits
 
 #: Share of in-distribution out-of-fold images the guard keeps.
@@ -57,10 +58,12 @@ def fit_guard(models: list[nn.Module], x: np.ndarray, y: np.ndarray, n_classes: 
     return GuardFit(guard=guard, oof_scores=oof)
 
 
-def guard_summary(predictor, fit: GuardFit, oof_prediction: np.ndarray, digits: np.ndarray,
-                  digit_labels: np.ndarray, seed: int, n: int = N_OUTLIERS) -> dict:
-    """What the report shows: threshold, in-distribution coverage cost on out-of-fold pool data,
-    and per kind of synthetic outlier the share caught by the guard and answered as a class.
+def guard_summary(predictor: SelectivePredictor, fit: GuardFit, oof_prediction: np.ndarray,
+                  test: Decisions, digits: np.ndarray, digit_labels: np.ndarray, seed: int,
+                  n: int = N_OUTLIERS) -> dict:
+    """What the report shows: threshold, in-distribution coverage cost (on out-of-fold pool data,
+    and on the test set's decisions ``test``), and per kind of synthetic outlier the share caught
+    by the guard and answered as a class.
 
     ``oof_prediction`` are the thresholds' decisions on the out-of-fold pool scores (no guard);
     ``digits`` (with ``digit_labels``) are in-distribution images the inverted and shifted
@@ -68,6 +71,7 @@ def guard_summary(predictor, fit: GuardFit, oof_prediction: np.ndarray, digits: 
     """
     ood = fit.oof_scores > fit.guard.threshold
     answered = oof_prediction != NOT_SURE
+    test_passed = test.confidence > 0  # cleared the class threshold, before the guard
     outliers = {}
     for kind, images in synthetic_outliers(digits, n, seed).items():
         d = predictor.predict(images)
@@ -83,5 +87,8 @@ def guard_summary(predictor, fit: GuardFit, oof_prediction: np.ndarray, digits: 
         "pool_rejected": float(np.mean(ood)),
         "coverage_without_guard": float(np.mean(answered)),
         "coverage_cost": float(np.mean(answered & ood)),
+        "n_test": int(len(test_passed)),
+        "test_rejected": float(np.mean(test.out_of_distribution)),
+        "test_coverage_cost": float(np.mean(test_passed & test.out_of_distribution)),
         "outliers": outliers,
     }

@@ -39,7 +39,10 @@ def write_guard_section(rep: Report, guard: dict) -> None:
         f"Cost on in-distribution data (out-of-fold pool): {fmt.pct(guard['pool_rejected'], 3)} "
         f"of the images are rejected by the guard; coverage falls from "
         f"{fmt.pct(guard['coverage_without_guard'], 3)} by {fmt.pct(guard['coverage_cost'], 3)} "
-        "(images the thresholds would have answered).")
+        "(images the thresholds would have answered). On the test set, where every member "
+        "scores each image and their mean distance is used: "
+        f"{fmt.pct(guard['test_rejected'], 3)} of the {fmt.count(guard['n_test'])} images "
+        f"rejected, a coverage cost of {fmt.pct(guard['test_coverage_cost'], 3)}.")
     rep.table(guard_rows(guard), caption="Synthetic outliers (seeded): share caught by the "
               "guard, and share still answered with a class (by the whole decision rule).",
               csv="tables/ood_outliers.csv",

@@ -283,8 +283,8 @@ def _fit_and_evaluate(run: RunFolder, config: SelectiveConfig, cnn: CNNConfig, d
                              "seed": config.seed})
 
     with run.stage("guard_check"):
-        guard = guard_summary(predictor, guard_fit, calibration_pred, ds.x[test], y_test,
-                              config.seed)
+        guard = guard_summary(predictor, guard_fit, calibration_pred, decisions, ds.x[test],
+                              y_test, config.seed)
 
     with run.stage("throughput"):
         run.record("predict_throughput", measure_throughput(predictor, ds.x[test]))
