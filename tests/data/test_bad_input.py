@@ -316,7 +316,8 @@ def test_undetectable_file_lists_tried_formats(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     path.write_bytes(b"\x01\x02\x03\x04 not data")
     with pytest.raises(DataError, match=r"blob\.bin: could not detect the data format \(tried "
-                                        r"idx.*npz, pickle, csv.*format='csv'"):
+                                        r"idx.*npz, pickle, csv.*--format \(Python: "
+                                        r"format=\), one of idx"):
         load(path)
 
 

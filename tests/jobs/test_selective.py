@@ -150,9 +150,10 @@ def test_predict_refuses_images_of_the_wrong_size(small_run, tmp_path, capsys):
     bad = tmp_path / "big.npy"
     np.save(bad, np.zeros((4, 32, 32), np.uint8))
     out = tmp_path / "pred.csv"
-    code = main(["predict", str(small_run), str(bad), "--out", str(out)])
+    code = main(["predict", str(small_run), str(bad), "--out", str(out), "--no-preprocess"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "(32, 32)" in err[0] and "(28, 28)" in err[0]
+    assert code == 2 and len(err) == 1 and "32x32" in err[0] and "28x28" in err[0]
+    assert "big.npy" in err[0] and "--no-preprocess" in err[0]
     assert not out.exists()
 
 

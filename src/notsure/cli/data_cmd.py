@@ -11,6 +11,7 @@ import numpy as np
 
 from notsure.cli.main import common_options
 from notsure.cli.options import add_option, given
+from notsure.data.images import IMAGE_INPUTS
 from notsure.data.load import FORMATS
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import to_jsonable
@@ -42,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "info", parents=[common], help="summarize a data file or folder",
         description="Print size, shape, value range, per-class counts, duplicates and the "
                     "fingerprint of a data file or folder.")
-    _add_input_options(info)
+    _add_input_options(info, FORMATS + IMAGE_INPUTS)
+    info.add_argument("--scale", type=float, metavar="MAX",
+                      help="the value that means full ink in a .npy input, e.g. 1 for floats in "
+                           "0..1 (as for `notsure predict`)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=run_info)
 
@@ -60,9 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_make_letters(actions)
 
 
-def _add_input_options(parser: argparse.ArgumentParser) -> None:
+def _add_input_options(parser: argparse.ArgumentParser,
+                       formats: tuple[str, ...] = FORMATS) -> None:
     parser.add_argument("path", type=Path, metavar="PATH", help="data file or folder")
-    parser.add_argument("--format", choices=FORMATS, help="skip format detection")
+    parser.add_argument("--format", choices=formats, help="skip format detection")
     parser.add_argument("--labels", type=Path, metavar="FILE",
                         help="labels file of an IDX images file or headerless CSV")
 
@@ -82,12 +87,20 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from notsure.data.images import format_image_input_info, image_input_info, input_kind
     from notsure.data.info import dataset_info, format_info
 
-    info = dataset_info(_load(args))
-    if args.path.is_file():  # a folder has no one file hash; the content fingerprint covers it
-        info["file_sha256"] = sha256_file(args.path)
-    print(json.dumps(to_jsonable(info), indent=2) if args.json else format_info(info))
+    if (args.format or input_kind(args.path)) in IMAGE_INPUTS:  # images without a dataset format
+        info = image_input_info(args.path, format=args.format, scale=args.scale)
+        text = format_image_input_info(info)
+    else:
+        if args.scale is not None:
+            raise ConfigError("--scale applies to .npy arrays only")
+        info = dataset_info(_load(args))
+        if args.path.is_file():  # a folder has no one file hash; the content fingerprint covers it
+            info["file_sha256"] = sha256_file(args.path)
+        text = format_info(info)
+    print(json.dumps(to_jsonable(info), indent=2) if args.json else text)
     return 0
 
 

@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "notsure.cli.compare_cmd",
     "notsure.cli.ambiguous_cmd",
     "notsure.cli.calibrate_cmd",
+    "notsure.cli.evaluate_cmd",
 )
 
 EXIT_USAGE = 2

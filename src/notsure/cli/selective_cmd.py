@@ -60,14 +60,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("predict", parents=[common_options()],
                        help="label images with a class or not_sure using a selective run",
-                       description="Writes a CSV: id, prediction (class or not_sure), margin above "
+                       description="Writes a CSV: id, prediction (class or not_sure), reason "
+                                   "(answered, below_threshold, out_of_distribution), margin above "
                                    "the class threshold, and label/correct when the input has "
                                    "labels.")
     q.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
-    q.add_argument("input", metavar="INPUT", help="images: any supported format, .npy, or IDX")
-    q.add_argument("--format", help="format of INPUT if detection is not enough")
+    q.add_argument("input", metavar="INPUT",
+                   help="images: an image file (PNG, JPEG, ...), a folder of them (sub-folders "
+                        "per class give labels), a .npy array, or any dataset format")
+    add_image_options(q)
     q.add_argument("--out", help="CSV to write (default INPUT-name.predictions.csv)")
     q.set_defaults(func=_predict)
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """``--format``, ``--scale`` and ``--no-preprocess``: how images to classify are read."""
+    parser.add_argument("--format", help="format of INPUT if detection is not enough (a dataset "
+                                         "format, or npy, image, image-folder)")
+    parser.add_argument("--scale", type=float, metavar="MAX",
+                        help="the value that means full ink in a .npy input, e.g. 1 for floats "
+                             "in 0..1 (pixels are multiplied by 255/MAX)")
+    parser.add_argument("--no-preprocess", dest="preprocess", action="store_false",
+                        help="use images as given: no resizing, cropping, centring or inverting "
+                             "(images of another size are then an error)")
 
 
 def _selective(args: argparse.Namespace) -> int:
@@ -97,6 +112,7 @@ def _predict(args: argparse.Namespace) -> int:
     from notsure.jobs.predict import PredictConfig, run_predict
 
     out = run_predict(PredictConfig(run_dir=args.run_dir, input=args.input, format=args.format,
-                                    out=args.out, quiet=args.quiet))
+                                    out=args.out, quiet=args.quiet, scale=args.scale,
+                                    preprocess=args.preprocess))
     print(out)
     return 0

@@ -121,8 +121,8 @@ def detect_format(path: Path, *, labels_path: str | os.PathLike[str] | None = No
                 return "csv-pair"
             return "csv"
     raise DataError(
-        f"{path}: could not detect the data format (tried {tried}); pass it explicitly, "
-        f"e.g. load(path, format='csv') or --format csv; formats: {', '.join(FORMATS)}"
+        f"{path}: could not detect the data format (tried {tried}); name it with --format "
+        f"(Python: format=), one of {', '.join(FORMATS)}"
     )
 
 

@@ -448,8 +448,7 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
         metrics = _read_json(path / "metrics.json")
         split = load_split(path / "split.json", len(ds))
         with np.load(path / "scores.npz", allow_pickle=False) as npz:
-            member, routes = npz["test_member_logits"], npz["test_routes"]
-        decided[name] = (split, SelectivePredictor.load(path).decide_logits(member, routes))
+            decided[name] = (split, npz["test_candidate"], npz["test_prediction"])
         after = metrics["after"]
         out[name] = {"run": str(path), "n_train": int(len(split.train)),
                      "n_test": int(len(split.test)),
@@ -457,18 +456,17 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
                      "coverage": after["coverage"], "n_errors_after": after["n_errors"],
                      "max_fpr": max(v for v in after["fpr"] if v is not None),
                      "exclusions": metrics.get("exclusions")}
-    (split_a, dec_a), (split_b, dec_b) = decided["all_labels"], decided["without_suspected"]
+    (split_a, cand_a, pred_a), (split_b, cand_b, pred_b) = (decided["all_labels"],
+                                                            decided["without_suspected"])
     if not np.array_equal(split_a.test, split_b.test):
         raise DataError("the two measurement runs have different test splits; cannot pair them")
     y = ds.y[split_a.test]
-    test = mcnemar(dec_a.candidate == y, dec_b.candidate == y)
+    test = mcnemar(cand_a == y, cand_b == y)
     out["paired"] = {"all_right_only": test.only_a, "without_right_only": test.only_b,
                      "mcnemar_p": test.p_value,
-                     "accuracy_change": accuracy(y, dec_b.candidate) - accuracy(y, dec_a.candidate),
-                     "accepted_all_only": int(np.sum((dec_a.prediction >= 0)
-                                                     & (dec_b.prediction < 0))),
-                     "accepted_without_only": int(np.sum((dec_a.prediction < 0)
-                                                         & (dec_b.prediction >= 0)))}
+                     "accuracy_change": accuracy(y, cand_b) - accuracy(y, cand_a),
+                     "accepted_all_only": int(np.sum((pred_a >= 0) & (pred_b < 0))),
+                     "accepted_without_only": int(np.sum((pred_a < 0) & (pred_b >= 0)))}
     return out
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from notsure import NOT_SURE
-from notsure.data import load
 from notsure.data.csv_files import iter_pixel_table, square_images
 from notsure.data.idx import iter_idx, open_stream, part_name, read_header, read_idx
+from notsure.data.images import read_raw_images, to_training_form
 from notsure.data.load import check_same_length, detect_format, labels_partner, to_pixels
 from notsure.data.npy_files import iter_npy_images
 from notsure.errors import DataError
@@ -35,39 +35,8 @@ class PredictConfig:
     format: str | None = None
     out: str | None = None  # default: <input name>.predictions.csv in the current folder
     quiet: bool = False
-
-
-def read_images(path: str | Path, format: str | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                    np.ndarray | None, tuple]:
-    """Images ``(N, H, W)``, their ids, labels if the input has them, and the input's class names.
-
-    Any format the data layer reads works; unlabelled inputs may also be a ``.npy`` array of images
-    or a lone IDX images file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    if format is None and path.is_file() and path.suffix == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise DataError(f"{path}: not a plain NumPy array file ({exc})") from exc
-        if x.ndim != 3:
-            raise DataError(f"{path}: expected images of shape (N, H, W), got {x.shape}")
-        return x, np.array([str(i) for i in range(len(x))]), None, ()
-    if (format or detect_format(path)) == "idx":
-        try:
-            ds = load(path, "idx")
-        except DataError:  # no labels file beside it: unlabelled images
-            x = read_idx(path)
-            if x.ndim != 3:
-                raise
-            return x, np.array([str(i) for i in range(len(x))]), None, ()
-        return ds.x, ds.ids, ds.y, ds.class_names
-    ds = load(path, format)
-    if ds.kind != "images":
-        raise DataError(f"{path}: holds {ds.kind} of shape {ds.shape}; predict needs images")
-    return ds.x, ds.ids, ds.y, ds.class_names
+    scale: float | None = None  # full-ink value of a .npy input (e.g. 1 for floats in 0..1)
+    preprocess: bool = True  # bring images not in the training form to it (MNIST-style)
 
 
 @dataclass
@@ -123,29 +92,31 @@ def _npy_chunks(path: Path, rows: int) -> ImageChunks:
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         start = 0
         for x in iter_npy_images(path, rows):
-            yield x, _numbered("", start, len(x)), None
+            yield to_pixels(x, str(path)), _numbered("", start, len(x)), None
             start += len(x)
 
     return ImageChunks(False, chunks())
 
 
-def iter_images(path: str | Path, format: str | None = None,
-                rows: int = CHUNK_IMAGES) -> ImageChunks:
-    """The input images in chunks of ``rows``. ``.npy``, IDX (raw or gzipped) and customer CSV
-    files are read incrementally, so memory stays flat for any input size; other formats are
-    read whole (within the input limits) and then handed out in chunks."""
+def iter_images(path: str | Path, format: str | None = None, rows: int = CHUNK_IMAGES, *,
+                scale: float | None = None) -> ImageChunks:
+    """The input images in chunks of ``rows``, as stored (pixels checked). Integer ``.npy``, IDX
+    (raw or gzipped) and customer CSV files are read incrementally, so memory stays flat for any
+    input size; other inputs (image files and folders, float or ``scale``d ``.npy``, other
+    dataset formats) are read whole through the data layer (within the input limits)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_file() and format in (None, "idx", "csv"):
-        if format is None and path.suffix == ".npy":
+        if format is None and path.suffix == ".npy" and scale is None and _integer_npy(path):
             return _npy_chunks(path, rows)
         found = format or detect_format(path)
         if found == "idx":
             return _idx_chunks(path, rows)
         if found == "csv":
             return _csv_chunks(path, rows)
-    x, ids, y, input_names = read_images(path, format)
+    x, ids, y, input_names, _ = read_raw_images(path, format=format, scale=scale)
+    ids = np.asarray(ids, dtype=str)
     names = None if y is None else np.asarray(input_names)[y]
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
@@ -155,32 +126,55 @@ def iter_images(path: str | Path, format: str | None = None,
     return ImageChunks(y is not None, chunks())
 
 
+def _integer_npy(path: Path) -> bool:
+    """Whether a ``.npy`` file holds integer pixels (streamed); floats go through the checks of
+    the data layer (0..1 values need ``--scale``)."""
+    from numpy.lib import format as npy_format
+
+    try:
+        with open(path, "rb") as fh:
+            version = npy_format.read_magic(fh)
+            read = (npy_format.read_array_header_1_0 if version == (1, 0)
+                    else npy_format.read_array_header_2_0)
+            shape, _, dtype = read(fh)
+    except (ValueError, OSError):
+        return False  # let the data layer say what is wrong
+    return dtype.kind in "iub" and len(shape) == 3
+
+
 def run_predict(config: PredictConfig) -> Path:
-    """Write ``id,prediction,margin_above_threshold[,label,correct]`` rows for every input
-    image; return the CSV path. Reads, scores and writes a chunk at a time (flat memory); the
-    file appears, whole, only when every image is done."""
+    """Write ``id,prediction,reason,margin_above_threshold[,label,correct]`` rows for every input
+    image; return the CSV path. Reads, brings to the training form (unless ``preprocess`` is
+    off), scores and writes a chunk at a time (flat memory); the file appears, whole, only when
+    every image is done."""
     predictor = SelectivePredictor.load(config.run_dir)
-    images = iter_images(config.input, config.format)
+    images = iter_images(config.input, config.format, scale=config.scale)
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
-    n_images = n_not_sure = 0
+    n_images = n_not_sure = n_ood = n_done = 0
     seconds = 0.0
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["id", "prediction", "margin_above_threshold"]
+        writer.writerow(["id", "prediction", "reason", "margin_above_threshold"]
                         + (["label", "correct"] if images.labelled else []))
-        for x, ids, true_names in images.chunks:
+        for raw, ids, true_names in images.chunks:
+            x, done = to_training_form(raw, predictor.image_shape, config.preprocess,
+                                       str(config.input))
             t0 = time.perf_counter()
             decisions = predictor.predict(x, quiet=config.quiet)
             seconds += time.perf_counter() - t0
             labels = predictor.labels_of(decisions.prediction)
+            reasons = decisions.reason
             not_sure = decisions.prediction == NOT_SURE
             for i in range(len(x)):
-                row = [ids[i], labels[i], f"{decisions.confidence[i]:.4f}"]
+                row = [ids[i], labels[i], reasons[i], f"{decisions.confidence[i]:.4f}"]
                 if true_names is not None:
                     row += [true_names[i], "" if not_sure[i] else int(labels[i] == true_names[i])]
                 writer.writerow(row)
             n_images += len(x)
+            n_done += done
             n_not_sure += int(not_sure.sum())
-    say(f"{n_images:,} images in {seconds:.2f} s ({n_images / max(seconds, 1e-9):,.0f} "
-        f"images/s); {n_not_sure:,} not_sure; wrote {out}", quiet=config.quiet)
+            n_ood += int(np.sum(reasons == "out_of_distribution"))
+    say(f"{n_images:,} images ({n_done:,} brought to the training form) in {seconds:.2f} s "
+        f"({n_images / max(seconds, 1e-9):,.0f} images/s scoring); {n_not_sure:,} not_sure "
+        f"({n_ood:,} out of distribution); wrote {out}", quiet=config.quiet)
     return out

@@ -26,6 +26,7 @@ from notsure.decisions import (
     logit_margins,
     route,
 )
+from notsure.decisions.ood import OODGuard
 from notsure.errors import ConfigError, DataError
 from notsure.io.hashing import sha256_file
 from notsure.io.run_folder import RunFolder, check_sealed
@@ -48,8 +49,10 @@ class Decisions:
     member_logits: np.ndarray | None  # (K*M, N, C) when every member ran, else None
     prediction: np.ndarray  # (N,): class index or NOT_SURE
     confidence: np.ndarray  # (N,): candidate's score above its threshold (>0: answered)
-    routes: np.ndarray | None = None  # (N,): answering fold (routed rule)
+    routes: np.ndarray | None = None  # (N,): answering fold (the guard's fold for every rule)
     reason: np.ndarray | None = None  # (N,): one of REASONS
+    out_of_distribution: np.ndarray | None = None  # (N,) bool, where the predictor has a guard
+    ood_score: np.ndarray | None = None  # (N,): the guard's score (higher = less like training)
 
     @property
     def candidate(self) -> np.ndarray:
@@ -68,6 +71,7 @@ class SelectivePredictor:
     precision: str = field(default_factory=default_precision)
     rule: str = "min-member"
     n_folds: int = 0  # 0: one fold per model
+    guard: OODGuard | None = None  # out-of-distribution guard, applied before the thresholds
 
     def __post_init__(self) -> None:
         if self.n_folds == 0:
@@ -86,20 +90,46 @@ class SelectivePredictor:
         return self.models[k * self.members:(k + 1) * self.members]
 
     def _decide(self, candidate_logits: np.ndarray, scores: np.ndarray,
-                member_logits: np.ndarray | None, routes: np.ndarray | None) -> Decisions:
+                member_logits: np.ndarray | None, routes: np.ndarray | None,
+                ood_score: np.ndarray | None = None) -> Decisions:
         prediction = self.strategy.decide(scores, candidate_logits)
-        reason = np.where(prediction == NOT_SURE, "below_threshold", "answered")
+        reason = np.where(prediction == NOT_SURE, "below_threshold", "answered").astype(object)
+        ood = None
+        if ood_score is not None:
+            ood = ood_score > self.guard.threshold
+            prediction = np.where(ood, NOT_SURE, prediction)
+            reason[ood] = "out_of_distribution"
         return Decisions(
             mean_logits=candidate_logits, margins=scores, member_logits=member_logits,
             prediction=prediction, confidence=self.strategy.confidence(scores, candidate_logits),
-            routes=routes, reason=reason)
+            routes=routes, reason=reason, out_of_distribution=ood, ood_score=ood_score)
 
-    def decide_logits(self, member_logits: np.ndarray, routes: np.ndarray | None = None
-                      ) -> Decisions:
+    def _guard_scores(self, features: np.ndarray, routes: np.ndarray) -> np.ndarray:
+        """Guard scores from every member's features ``(K*M, N, F)``: each image scored by the
+        members of its routed fold (the kind the guard's threshold was set on)."""
+        out = np.empty(features.shape[1])
+        for k in range(self.n_folds):
+            rows = np.flatnonzero(routes == k)
+            members = range(k * self.members, (k + 1) * self.members)
+            if rows.size:
+                out[rows] = self.guard.score_members(features[members.start:members.stop, rows],
+                                                     members)
+        return out
+
+    def decide_logits(self, member_logits: np.ndarray, routes: np.ndarray | None = None,
+                      member_features: np.ndarray | None = None) -> Decisions:
         """Apply the rule to every member's logits ``(K*M, N, C)``; ``routes`` (N,) names the
-        answering fold of each image (needed by the routed rule: :func:`route` of the pixels)."""
+        answering fold of each image (:func:`route` of the pixels; the routed rule and the
+        guard need it); with a guard, also every member's penultimate features ``(K*M, N, F)``:
+        out-of-distribution inputs abstain."""
         candidate, scores = deployed_scores(self.rule, member_logits, self.n_folds, routes)
-        return self._decide(candidate, scores, member_logits, routes)
+        ood_score = None
+        if self.guard is not None:
+            if member_features is None or routes is None:
+                raise ConfigError("this predictor has an out-of-distribution guard: pass the "
+                                  "members' features (member_features=) and the routes")
+            ood_score = self._guard_scores(member_features, routes)
+        return self._decide(candidate, scores, member_logits, routes, ood_score)
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True) -> Decisions:
         """Decisions for raw-pixel images ``x`` of shape ``(N, H, W)``; the routed rule runs only
@@ -110,19 +140,27 @@ class SelectivePredictor:
                 f"{tuple(self.image_shape)}; resize them or use a run trained on that size"
             )
         routes = route(x, self.n_folds)
+        guarded = self.guard is not None
         if self.rule != "routed":
-            logits = predict_logits(self.models, x, batch_size=batch_size,
-                                    precision=self.precision, quiet=quiet)
-            return self.decide_logits(logits, routes)
+            out = predict_logits(self.models, x, batch_size=batch_size, precision=self.precision,
+                                 quiet=quiet, return_features=guarded)
+            logits, features = out if guarded else (out, None)
+            return self.decide_logits(logits, routes, features)
         n_classes = len(self.class_names)
         chosen = np.empty((len(x), n_classes), dtype=np.float32)
+        ood_score = np.empty(len(x)) if guarded else None
         for k in range(self.n_folds):
             rows = np.flatnonzero(routes == k)
-            if rows.size:
-                z = predict_logits(self.fold_models(k), x[rows], batch_size=batch_size,
-                                   precision=self.precision, quiet=quiet)
-                chosen[rows] = z.mean(axis=0)
-        return self._decide(chosen, logit_margins(chosen), None, routes)
+            if not rows.size:
+                continue
+            out = predict_logits(self.fold_models(k), x[rows], batch_size=batch_size,
+                                 precision=self.precision, quiet=quiet, return_features=guarded)
+            z, f = out if guarded else (out, None)
+            chosen[rows] = z.mean(axis=0)
+            if guarded:
+                ood_score[rows] = self.guard.score_members(
+                    f, range(k * self.members, (k + 1) * self.members))
+        return self._decide(chosen, logit_margins(chosen), None, routes, ood_score)
 
     def labels_of(self, prediction: np.ndarray) -> list[str]:
         """Readable labels: class names, or ``not_sure``."""
@@ -156,6 +194,7 @@ class SelectivePredictor:
             "image_shape": list(self.image_shape),
             "precision": self.precision,
             "thresholds": self.strategy.thresholds.tolist(),
+            **({} if self.guard is None else {"guard": self.guard.to_dict()}),
             **meta,
         })
 
@@ -191,9 +230,19 @@ class SelectivePredictor:
                 raise ConfigError(f"{run_dir / spec['file']}.json: architecture differs from "
                                   f"{PREDICTOR_FILE}; the run folder was altered")
             models.append(stored.model)
+        guard = None
+        if "guard" in doc:
+            try:
+                guard = OODGuard.from_dict(doc["guard"])
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            if len(guard.members) != len(models):
+                raise ConfigError(f"{path}: the guard has {len(guard.members)} members for "
+                                  f"{len(models)} models; the run folder was altered")
         return cls(models=models, strategy=ThresholdStrategy(doc["thresholds"]),
                    class_names=doc["class_names"], image_shape=doc["image_shape"],
-                   precision=doc["precision"], rule=doc["rule"], n_folds=doc["n_folds"])
+                   precision=doc["precision"], rule=doc["rule"], n_folds=doc["n_folds"],
+                   guard=guard)
 
 
 def _require_complete(run_dir: Path) -> None:

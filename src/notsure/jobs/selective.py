@@ -51,6 +51,7 @@ from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
+from notsure.jobs.guard import fit_guard, guard_summary, member_features
 from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.metrics import (
     accuracy,
@@ -242,6 +243,7 @@ class SelectiveResult:
     pass_probability_independent: float  # the same if classes failed independently (product)
     timings: dict
     exclusions: dict | None = None  # what exclude_from_pool did, when an exclusion file was used
+    guard: dict | None = None  # the out-of-distribution guard's threshold, cost and catch rates
 
 
 def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
@@ -306,7 +308,8 @@ def save_scores(run: RunFolder, r: SelectiveResult) -> None:
                 fh, pool_positions=r.split.train, oof_logits=r.fit.oof_logits,
                 oof_member_logits=r.fit.oof_member_logits, fold_of=r.fit.fold_of,
                 test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
-                test_routes=r.test_decisions.routes)
+                test_routes=r.test_decisions.routes, test_candidate=r.test_decisions.candidate,
+                test_prediction=r.test_decisions.prediction)
 
 
 @contextlib.contextmanager
@@ -350,10 +353,17 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
         calibration_after = evaluate(y_pool, calibration_pred, labels)
         comparison = compare_scores(fit.oof_member_logits, y_pool, config, m_test)
 
+    with stage("guard"):
+        # Out-of-distribution guard from pool data only; it can only remove answers.
+        guard_fit = fit_guard(predictor.models, ds.x[pool], y_pool, ds.n_classes, plan.folds,
+                              seed=config.seed, precision=cnn.precision)
+        predictor.guard = guard_fit.guard
+
     with stage("evaluate"):
         y_test = ds.y[test]
         routes = route(ds.x[test], config.folds)
-        decisions = predictor.decide_logits(fit.extra_logits, routes)
+        decisions = predictor.decide_logits(
+            fit.extra_logits, routes, member_features(predictor.models, ds.x[test], cnn.precision))
         before = evaluate(y_test, decisions.candidate, labels)
         after = evaluate(y_test, decisions.prediction, labels)
         rc = risk_coverage_curve(y_test, decisions.candidate, decisions.confidence)
@@ -361,6 +371,10 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
         members = [accuracy(y_test, lg.argmax(1)) for lg in fit.extra_logits]
         all_member = accuracy(y_test, fit.extra_logits.mean(axis=0).argmax(1))
         others = other_rules_on_test(fit, y_pool, y_test, routes, config, m_test)
+
+    with stage("guard_check"):
+        guard = guard_summary(predictor, guard_fit, calibration_pred, decisions, ds.x[test],
+                              y_test, config.seed)
 
     return SelectiveResult(
         config=config, dataset=ds, split=split, leakage=leakage, fit=fit,
@@ -372,7 +386,7 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
             [c.test_pass_probability for c in certificates]),
         pass_probability_independent=float(np.prod(
             [c.test_pass_probability for c in certificates])),
-        timings={}, exclusions=exclusions,
+        timings={}, exclusions=exclusions, guard=guard,
     )
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from notsure import NOT_SURE
 from notsure.decisions import RULE_TEXT
 from notsure.io.run_folder import RunFolder
+from notsure.jobs.guard_report import write_guard_section
 from notsure.jobs.selective import SelectiveResult
 from notsure.reports import Report, fmt
 from notsure.reports.figures import confusion_matrix_figure, curves_figure
@@ -61,6 +62,8 @@ def metrics_document(r: SelectiveResult) -> dict:
     }
     if r.exclusions is not None:
         doc["exclusions"] = r.exclusions
+    if r.guard is not None:
+        doc["guard"] = r.guard
     return doc
 
 
@@ -390,6 +393,9 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         xlabel="coverage", ylabel="selective risk (error rate on answered)", logy=False,
         title="Risk-coverage curve on the test set"), "figures/risk_coverage.png",
         f"Answering in order of margin above the class threshold; AURC {fmt.num(r.aurc)}.")
+
+    if r.guard is not None:
+        write_guard_section(rep, r.guard)
 
     rep.section("Digits answered not_sure")
     d = r.test_decisions

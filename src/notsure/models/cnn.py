@@ -224,13 +224,19 @@ class ConvNet(nn.Module):
         self.head = nn.Linear(c_in, n_classes)
         self.n_classes = n_classes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.scale(x))
-        x = self.pool(x).flatten(1).float()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(N, channels)``: the global-average-pooled last stage, float32."""
+        return self.pool(self.features(self.scale(x))).flatten(1).float()
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`embed`'s features."""
         # The head always runs in float32: under bf16 autocast the logits would keep only ~3
         # significant digits, and thresholds on logit margins need finer steps than that.
-        with torch.autocast(x.device.type, enabled=False):
-            return self.head(self.dropout(x))
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(self.dropout(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(x))
 
 
 def build_model(config: CNNConfig, n_classes: int) -> ConvNet:

@@ -47,7 +47,8 @@ def predict_logits(
     precision: Precision | None = None,
     threads: int | None = None,
     quiet: bool = True,
-) -> np.ndarray:
+    return_features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Logits of raw-pixel images ``x`` ``(N, H, W)``: ``(N, C)`` for one network, ``(K, N, C)``
     for a sequence of K networks. Always float32, whatever ``precision`` computes in (default:
     :func:`notsure.models.cnn.default_precision`, bf16 only where the CPU has it natively).
@@ -56,6 +57,9 @@ def predict_logits(
     them with one torch thread. Unlike torch's own multi-threading, which waits for all threads
     after every operation and slows down many-fold when another process shares a core, workers
     never wait for each other. Batches of a few hundred images keep activations in cache.
+
+    ``return_features=True`` (ConvNets only) also returns each network's penultimate features
+    (:meth:`ConvNet.embed`), ``(N, F)`` or ``(K, N, F)``, from the same forward pass.
     """
     if precision is None:
         precision = default_precision()
@@ -68,6 +72,10 @@ def predict_logits(
     x = check_images(x)
     ready = [prepare_for_inference(m) for m in models]
     out = np.empty((len(ready), len(x), _n_outputs(ready[0], x)), dtype=np.float32)
+    if return_features:
+        if not all(isinstance(m, ConvNet) for m in ready):
+            raise DataError("return_features=True needs ConvNet models")
+        feats = np.empty((len(ready), len(x), ready[0].head.in_features), dtype=np.float32)
 
     def run_batch(start: int) -> None:
         # inference mode and autocast are per thread, so each worker enters them itself.
@@ -75,7 +83,12 @@ def predict_logits(
                                                     enabled=precision == "bf16"):
             xb = torch.from_numpy(np.array(x[start:start + batch_size]))  # writable copy
             for k, m in enumerate(ready):
-                out[k, start:start + len(xb)] = m(xb).float().numpy()
+                if return_features:
+                    f = m.embed(xb)
+                    feats[k, start:start + len(xb)] = f.numpy()
+                    out[k, start:start + len(xb)] = m.classify(f).float().numpy()
+                else:
+                    out[k, start:start + len(xb)] = m(xb).float().numpy()
 
     starts = range(0, len(x), batch_size)
     workers = min(resolve_threads(threads), max(1, len(starts)))
@@ -83,6 +96,8 @@ def predict_logits(
         for _ in progress(pool.map(run_batch, starts), desc="predict", total=len(starts),
                           quiet=quiet):
             pass
+    if return_features:
+        return (out[0], feats[0]) if single else (out, feats)
     return out[0] if single else out
 
 

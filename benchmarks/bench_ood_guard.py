@@ -1,0 +1,64 @@
+"""Targets of the out-of-distribution guard (issue 13), measured on a finished selective run:
+at most 1% of noise and blank images answered; inverted test digits answered with a wrong digit
+at most 0.5% of the time, with and without preprocessing; the guard's in-distribution coverage
+cost at most 0.5 points; every class's test FPR still at or below the target.
+
+    python benchmarks/bench_ood_guard.py --run runs/sel-seed0 [--n 1000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from notsure import NOT_SURE
+from notsure.data import load
+from notsure.data.images import to_training_form
+from notsure.data.outliers import synthetic_outliers
+from notsure.data.splits import load_split
+from notsure.jobs.predictor import SelectivePredictor
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", required=True, help="folder of a finished `notsure selective` run")
+    ap.add_argument("--n", type=int, default=1000, help="outliers of each kind")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the outliers (not the run's)")
+    args = ap.parse_args()
+    run = Path(args.run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    info = manifest["data"]["dataset"]
+    ds = load(info["source"], info["format"])
+    test = load_split(run / "split.json", len(ds)).test
+    predictor = SelectivePredictor.load(run)
+    guard = metrics["guard"]
+    print(f"guard threshold {guard['threshold']:.3f} (keeps {guard['keep']:.1%} of out-of-fold "
+          f"pool images)")
+    print(f"coverage cost, out-of-fold pool: {guard['coverage_cost']:.3%} "
+          f"(rejected {guard['pool_rejected']:.3%}); test set: "
+          f"{guard.get('test_coverage_cost', float('nan')):.3%}")
+    target = metrics["target_fpr"]
+    fpr = np.array(metrics["after"]["fpr"])
+    print(f"test FPR after abstention: max {fpr.max():.5f} (target {target}); all classes at or "
+          f"below: {bool(np.all(fpr <= target))}; coverage {metrics['after']['coverage']:.2%}")
+    x, y = ds.x[test], ds.y[test]
+    pick = np.random.default_rng(args.seed).permutation(len(x))[:args.n]
+    outliers = synthetic_outliers(x[pick], args.n, args.seed)
+    outliers["inverted, preprocessed"] = to_training_form(
+        list(outliers["inverted"]), predictor.image_shape, True, "inverted")[0]
+    print(f"{'outliers':<24}{'n':>6}{'caught':>9}{'answered':>10}{'wrong':>8}")
+    for kind, images in outliers.items():
+        d = predictor.predict(images)
+        said = d.prediction != NOT_SURE
+        wrong = (np.mean(said & (d.prediction != y[pick][:len(images)]))
+                 if kind.startswith(("inverted", "shifted")) else float("nan"))
+        print(f"{kind:<24}{len(images):>6}{np.mean(d.out_of_distribution):>9.2%}"
+              f"{np.mean(said):>10.2%}{wrong:>8.2%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Synthetic inputs unlike MNIST digits, to measure what the out-of-distribution guard catches.
+
+Every kind is ``(n, size, size)`` uint8 and drawn from a seeded generator: uniform noise, blank
+images, inverted digits (white background), digits shifted off-centre, letters drawn with PIL's
+default font, and random strokes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from notsure.data.preprocess import to_mnist_form
+
+OUTLIER_KINDS = ("noise", "blank", "inverted", "shifted", "letters", "strokes")
+#: Letters that do not look like a digit (no O, I, S, Z, B, G ...).
+LETTERS = "ACEFHKMNPRTUVWXY"
+
+
+def shift_off_centre(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image moved (zero fill) so its ink touches a random corner of the frame."""
+    out = np.zeros_like(images)
+    for i, image in enumerate(images):
+        rows = np.flatnonzero(image.any(axis=1))
+        cols = np.flatnonzero(image.any(axis=0))
+        if rows.size == 0:
+            continue
+        crop = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        top = 0 if rng.random() < 0.5 else image.shape[0] - crop.shape[0]
+        left = 0 if rng.random() < 0.5 else image.shape[1] - crop.shape[1]
+        out[i, top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    return out
+
+
+def draw_letters(n: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """Capital letters in PIL's default font, brought to MNIST form (cropped, 20x20, centred)."""
+    try:
+        font = ImageFont.load_default(size=48)
+    except TypeError:  # Pillow without a scalable default font
+        font = ImageFont.load_default()
+    out = np.empty((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        canvas = Image.new("L", (64, 64), 0)
+        ImageDraw.Draw(canvas).text((8, 0), str(rng.choice(list(LETTERS))), fill=255, font=font)
+        out[i] = to_mnist_form(np.asarray(canvas), size)
+    return out
+
+
+def draw_strokes(n: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """Two to five random straight strokes, 2-3 pixels wide, anywhere in the frame."""
+    out = np.empty((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        for _ in range(int(rng.integers(2, 6))):
+            points = [tuple(float(v) for v in rng.uniform(2, size - 2, 2)) for _ in range(2)]
+            draw.line(points, fill=255, width=int(rng.integers(2, 4)))
+        out[i] = np.asarray(canvas)
+    return out
+
+
+def synthetic_outliers(digits: np.ndarray, n: int, seed: int) -> dict[str, np.ndarray]:
+    """``n`` images of each kind in :data:`OUTLIER_KINDS`; inverted and shifted ones are made
+    from the first ``n`` of ``digits`` (MNIST-form images, ``(N, size, size)`` uint8)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    size = digits.shape[1]
+    base = digits[:n]
+    return {
+        "noise": rng.integers(0, 256, (n, size, size), dtype=np.uint8),
+        "blank": np.zeros((n, size, size), dtype=np.uint8),
+        "inverted": 255 - base,
+        "shifted": shift_off_centre(base, rng),
+        "letters": draw_letters(n, rng, size),
+        "strokes": draw_strokes(n, rng, size),
+    }

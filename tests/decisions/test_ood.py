@@ -1,0 +1,83 @@
+"""The out-of-distribution guard against scipy's Mahalanobis distance and simulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import mahalanobis
+
+from notsure.decisions.ood import OODGuard, fit_class_gaussians, keep_threshold
+from notsure.errors import ConfigError
+
+
+def gaussian_classes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three classes in 5-D with different means and one shared (non-diagonal) covariance."""
+    means = np.array([[0, 0, 0, 0, 0], [6, 0, 0, 0, 0], [0, 6, 3, 0, 0]], float)
+    a = np.random.default_rng(100).normal(size=(5, 5))  # the same distribution for every seed
+    cov = a @ a.T + np.eye(5)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = means[y] + rng.multivariate_normal(np.zeros(5), cov, n)
+    return x, y, cov
+
+
+def test_distances_match_scipy_with_the_pooled_within_class_covariance():
+    x, y, _ = gaussian_classes(2000, 0)
+    g = fit_class_gaussians(x, y, 3, ridge=0.0)
+    means = np.stack([x[y == c].mean(0) for c in range(3)])
+    centred = x - means[y]
+    cov = centred.T @ centred / (len(x) - 3)
+    np.testing.assert_allclose(g.means, means)
+    np.testing.assert_allclose(np.linalg.inv(g.precision), cov, rtol=1e-8)
+    probe = np.random.default_rng(1).normal(size=(20, 5)) * 5
+    vi = np.linalg.inv(cov)
+    want = [min(mahalanobis(p, m, vi) for m in means) for p in probe]
+    np.testing.assert_allclose(g.distances(probe), want, rtol=1e-8)
+
+
+def test_in_distribution_distances_follow_the_chi_distribution():
+    """Known truth: for one Gaussian class, squared distances are chi-square with F dof."""
+    x, y, _ = gaussian_classes(20000, 2)
+    g = fit_class_gaussians(x[y == 0], np.zeros(int(np.sum(y == 0)), int), 1)
+    fresh, fy, _ = gaussian_classes(20000, 3)
+    d2 = g.distances(fresh[fy == 0]) ** 2
+    assert stats.kstest(d2, stats.chi2(5).cdf).statistic < 0.02
+
+
+def test_threshold_keeps_the_share_asked_for_and_far_points_are_rejected():
+    x, y, _ = gaussian_classes(4000, 4)
+    members = (fit_class_gaussians(x[:2000], y[:2000], 3),
+               fit_class_gaussians(x[2000:], y[2000:], 3))
+    held, hy, _ = gaussian_classes(4000, 5)
+    scores = np.mean([m.distances(held) for m in members], axis=0)
+    threshold = keep_threshold(scores, 0.99)
+    assert np.mean(scores <= threshold) >= 0.99
+    assert np.mean(scores < threshold) < 0.99  # the smallest such threshold
+    guard = OODGuard(members=members, threshold=threshold, keep=0.99)
+    fresh, _, _ = gaussian_classes(20000, 6)
+    both = np.stack([fresh, fresh])
+    assert abs(np.mean(guard.rejects(both)) - 0.01) < 0.005
+    far = np.full((2, 10, 5), 50.0)
+    assert guard.rejects(far).all()
+
+
+def test_guard_round_trips_through_json_form():
+    x, y, _ = gaussian_classes(500, 7)
+    guard = OODGuard(members=(fit_class_gaussians(x, y, 3),), threshold=3.5, keep=0.995)
+    back = OODGuard.from_dict(guard.to_dict())
+    assert back.threshold == 3.5 and back.keep == 0.995
+    np.testing.assert_array_equal(back.score(x[None]), guard.score(x[None]))
+    with pytest.raises(ConfigError, match="not a valid guard"):
+        OODGuard.from_dict({"format": "something else"})
+
+
+def test_bad_inputs_name_the_parameter():
+    x, y, _ = gaussian_classes(100, 8)
+    with pytest.raises(ConfigError, match="class index 2"):
+        fit_class_gaussians(x[y < 2], y[y < 2], 3)
+    with pytest.raises(ConfigError, match="keep=1.5"):
+        keep_threshold(np.ones(3), 1.5)
+    guard = OODGuard(members=(fit_class_gaussians(x, y, 3),), threshold=1.0, keep=0.99)
+    with pytest.raises(ConfigError, match=r"shape \(1, N, F\)"):
+        guard.score(x)

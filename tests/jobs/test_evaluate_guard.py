@@ -1,0 +1,171 @@
+"""The out-of-distribution guard in a selective run, `predict`'s reason column and `evaluate`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from notsure import NOT_SURE
+from notsure.cli.main import main
+from notsure.data import load
+from notsure.data.splits import load_split
+from notsure.jobs.evaluate import EvaluateConfig, run_evaluate
+from notsure.jobs.predictor import SelectivePredictor
+
+pytestmark = pytest.mark.slow  # one small selective run (~1 min on a busy 2-core machine)
+
+RUN_ARGS = ["--quick", "--quiet", "--test-per-class", "20", "--folds", "2", "--epochs", "2",
+            "--target-fpr", "0.05", "--delta", "0.2"]
+
+
+def save_digits(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
+    """80 real MNIST training digits of each class (the name: a tiny stand-in dataset)."""
+    ds = load(mnist_dir)
+    pick = np.concatenate([np.flatnonzero(ds.y == c)[:80] for c in range(10)])
+    return ds.x[pick], ds.y[pick]
+
+
+@pytest.fixture(scope="module")
+def guarded_run(digits, tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("guard")
+    data = save_digits(folder / "digits.npz", *digits)
+    out = folder / "run"
+    assert main(["selective", "--data", str(data), "--out", str(out), *RUN_ARGS]) == 0
+    return out, data
+
+
+def test_the_guard_is_saved_and_its_figures_reported(guarded_run):
+    run, _ = guarded_run
+    doc = json.loads((run / "predictor.json").read_text())
+    assert doc["guard"]["keep"] == 0.995 and len(doc["guard"]["members"]) == 2
+    predictor = SelectivePredictor.load(run)
+    assert predictor.guard.threshold == doc["guard"]["threshold"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    guard = metrics["guard"]
+    assert guard["threshold"] == doc["guard"]["threshold"]
+    # The threshold keeps at least 99.5% of the out-of-fold pool images.
+    assert guard["pool_rejected"] <= 0.005
+    assert 0 <= guard["coverage_cost"] <= guard["pool_rejected"]
+    assert set(guard["outliers"]) == {"noise", "blank", "inverted", "shifted", "letters",
+                                      "strokes"}
+    # Uniform noise is nothing like a digit.
+    assert guard["outliers"]["noise"]["caught"] == 1.0
+    assert "out-of-distribution" in (run / "report.md").read_text().lower()
+
+
+def test_the_guard_threshold_depends_only_on_pool_data(guarded_run, digits, tmp_path):
+    """Same data and seed but different test images: the same threshold, to the last bit."""
+    run, data = guarded_run
+    x, y = digits
+    ds = load(data)
+    split = load_split(run / "split.json", len(ds))
+    x2 = x.copy()
+    rng = np.random.default_rng(7)
+    x2[split.test] = rng.integers(0, 256, x2[split.test].shape, dtype=np.uint8)
+    data2 = save_digits(tmp_path / "digits2.npz", x2, y)
+    out2 = tmp_path / "run2"
+    assert main(["selective", "--data", str(data2), "--out", str(out2), *RUN_ARGS]) == 0
+    assert load_split(out2 / "split.json", len(ds)).test.tolist() == split.test.tolist()
+    first = json.loads((run / "predictor.json").read_text())["guard"]
+    second = json.loads((out2 / "predictor.json").read_text())["guard"]
+    assert first == second
+    # ... while the test decisions did change: the perturbed images are rejected as noise.
+    m2 = json.loads((out2 / "metrics.json").read_text())
+    assert m2["after"]["coverage"] < 0.1
+
+
+def test_evaluate_reproduces_the_runs_after_metrics(guarded_run, tmp_path, capsys):
+    run, data = guarded_run
+    ds = load(data)
+    split = load_split(run / "split.json", len(ds))
+    test = save_digits(tmp_path / "test.npz", ds.x[split.test], np.asarray(ds.class_names)[
+        ds.y[split.test]].astype(int))
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), str(test), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    mine = json.loads(out.read_text())
+    theirs = json.loads((run / "metrics.json").read_text())["after"]
+    for key in ("accuracy", "coverage", "selective_accuracy", "n", "n_not_sure", "n_errors",
+                "confusion_matrix", "tp", "fp", "fn", "tn", "fpr", "fpr_ci", "tpr", "tpr_ci"):
+        assert mine[key] == theirs[key], key
+    assert mine["overlap"] == {"checked": True, "dataset": str(data), "n_in_pool": 0,
+                               "n_in_test": len(split.test)}
+
+
+def test_evaluate_warns_about_training_images(guarded_run, capsys):
+    run, data = guarded_run
+    ds = load(data)
+    split = load_split(run / "split.json", len(ds))
+    result = run_evaluate(EvaluateConfig(run_dir=str(run), data=str(data), quiet=True))
+    assert result.overlap["n_in_pool"] == len(split.train)
+    assert result.metrics["n"] == len(ds)
+    assert main(["evaluate", str(run), str(data), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {len(split.train):,} of these images are in the run's training pool" in err
+
+
+def test_evaluate_needs_labels_and_known_classes(guarded_run, tmp_path, capsys):
+    run, _ = guarded_run
+    np.save(tmp_path / "x.npy", np.zeros((3, 28, 28), np.uint8))
+    assert main(["evaluate", str(run), str(tmp_path / "x.npy")]) == 2
+    assert "x.npy: has no labels" in capsys.readouterr().err
+    save_digits(tmp_path / "other.npz", np.zeros((3, 28, 28), np.uint8), np.array([0, 1, 12]))
+    assert main(["evaluate", str(run), str(tmp_path / "other.npz")]) == 2
+    assert "class '12' is not one the run was trained on" in capsys.readouterr().err
+
+
+def test_predict_gives_a_reason_per_image(guarded_run, digits, tmp_path):
+    run, _ = guarded_run
+    x, _ = digits
+    noise = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "mix.npy", np.concatenate([x[:20], noise]))
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(tmp_path / "mix.npy"), "--out", str(out),
+                 "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["reason"] for r in rows[20:]] == ["out_of_distribution"] * 5
+    predictor = SelectivePredictor.load(run)
+    d = predictor.predict(np.concatenate([x[:20], noise]))
+    expected = np.where(d.out_of_distribution, "out_of_distribution",
+                        np.where(d.prediction == NOT_SURE, "below_threshold", "answered"))
+    assert [r["reason"] for r in rows] == expected.tolist()
+    assert all((r["prediction"] == "not_sure") == (r["reason"] != "answered") for r in rows)
+
+
+def test_predict_reads_pngs_rgb_and_other_sizes_like_the_original(guarded_run, mnist_dir,
+                                                                  tmp_path, capsys):
+    """Test digits saved as 64x64 RGB PNGs on white get the original's candidate class."""
+    from PIL import Image
+
+    run, _ = guarded_run
+    x = load(mnist_dir).x[-60:]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        big = np.asarray(Image.fromarray(255 - image).resize((64, 64), Image.Resampling.BICUBIC))
+        Image.fromarray(np.repeat(big[..., None], 3, axis=2)).save(folder / f"{i:02d}.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--out", str(out), "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == [f"{i:02d}.png" for i in range(60)]
+    predictor = SelectivePredictor.load(run)
+    original = predictor.predict(x).candidate
+    from notsure.data.images import read_images_for_prediction
+
+    rendered = predictor.predict(read_images_for_prediction(folder).x).candidate
+    assert np.mean(original == rendered) >= 0.9
+    # The same float file is refused by predict as by data info, naming the flag.
+    np.save(tmp_path / "f.npy", x.astype(np.float32) / 255)
+    assert main(["predict", str(run), str(tmp_path / "f.npy"), "--out", str(out)]) == 2
+    assert "--scale 1" in capsys.readouterr().err
