@@ -182,7 +182,7 @@ def test_raising_a_limit_lets_a_genuine_claim_through(tmp_path, capsys) -> None:
     assert main(["data", "info", str(png.parents[1]), "--max-pixels", "1M"]) == 2
     assert "over the limit of 1,048,576 per image" in capsys.readouterr().err
     assert main(["data", "info", str(png.parents[1]), "--json", "--max-pixels", "10M"]) == 0
-    assert json.loads(capsys.readouterr().out)["shape"] == [3_000, 3_000]
+    assert json.loads(capsys.readouterr().out)["shapes"] == ["3000x3000"]
 
 
 def test_pickle_claim_within_the_limit_but_beyond_the_file(tmp_path) -> None:

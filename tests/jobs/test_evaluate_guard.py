@@ -47,7 +47,8 @@ def guarded_run(digits, tmp_path_factory) -> tuple[Path, Path]:
 def test_the_guard_is_saved_and_its_figures_reported(guarded_run):
     run, _ = guarded_run
     doc = json.loads((run / "predictor.json").read_text())
-    assert doc["guard"]["keep"] == 0.995 and len(doc["guard"]["members"]) == 2
+    assert doc["guard"]["keep"] == 0.995
+    assert len(doc["guard"]["members"]) == len(doc["members"])  # one per ensemble member
     predictor = SelectivePredictor.load(run)
     assert predictor.guard.threshold == doc["guard"]["threshold"]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -159,12 +160,15 @@ def test_predict_reads_pngs_rgb_and_other_sizes_like_the_original(guarded_run, m
     assert main(["predict", str(run), str(folder), "--out", str(out), "--quiet"]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows] == [f"{i:02d}.png" for i in range(60)]
-    predictor = SelectivePredictor.load(run)
-    original = predictor.predict(x).candidate
     from notsure.data.images import read_images_for_prediction
+    from notsure.models.predict import predict_logits
 
-    rendered = predictor.predict(read_images_for_prediction(folder).x).candidate
-    assert np.mean(original == rendered) >= 0.9
+    # All members' mean candidate: the routed rule's answering fold depends on the exact pixels,
+    # so it is the members' agreement, not the preprocessing, that this would otherwise measure.
+    models = SelectivePredictor.load(run).models
+    original = predict_logits(models, x).mean(axis=0).argmax(axis=1)
+    rendered = predict_logits(models, read_images_for_prediction(folder).x).mean(axis=0)
+    assert np.mean(original == rendered.argmax(axis=1)) >= 0.9
     # The same float file is refused by predict as by data info, naming the flag.
     np.save(tmp_path / "f.npy", x.astype(np.float32) / 255)
     assert main(["predict", str(run), str(tmp_path / "f.npy"), "--out", str(out)]) == 2

@@ -128,7 +128,7 @@ def test_predict_reproduces_the_runs_test_decisions(small_run, small_npz, tmp_pa
     (["--target-fpr", "0"], "--target-fpr must lie in"),
     (["--target-fpr", "1.5"], "--target-fpr must lie in"),
     (["--delta", "1"], "--delta must lie in"),
-    (["--test-per-class", "500"], "per_class"),
+    (["--test-per-class", "500"], "--test-per-class"),
 ])
 def test_bad_options_fail_cleanly_and_write_nothing(small_npz, tmp_path, capsys, args, message):
     out = tmp_path / "run"

@@ -11,12 +11,16 @@ background) are brought to it with :func:`notsure.data.preprocess.to_mnist_form`
 from __future__ import annotations
 
 import os
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from notsure.data.limits import check_pixels
 from notsure.data.load import FORMATS, detect_format, encode_labels, load, to_pixels
 from notsure.data.preprocess import light_background, to_grayscale, to_mnist_form
 from notsure.errors import DataError
@@ -40,18 +44,30 @@ class Images:
 
 
 def read_image_file(path: Path) -> np.ndarray:
-    """One image file as uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (with transparency)."""
+    """One image file as uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (with transparency);
+    its size is checked against the pixel limit before decoding."""
     try:
-        with Image.open(path) as image:
-            if image.mode in ("L", "1", "I;16", "I", "F"):
-                gray = np.asarray(image.convert("F" if image.mode != "1" else "L"))
-                if gray.max(initial=0) > 255:  # 16-bit grayscale
-                    gray = gray * (255.0 / 65535.0)
-                return np.round(gray).astype(np.uint8)
-            has_alpha = "A" in image.mode or "transparency" in image.info
-            return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from exc
+        with warnings.catch_warnings():  # PIL's bomb warning: our own check below says it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                check_pixels(str(path), *image.size)
+                return _decode(image)
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: PIL refuses to decode it ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
+            zlib.error, struct.error) as exc:
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def _decode(image: Image.Image) -> np.ndarray:
+    """Pixels of an opened image: grayscale as (H, W), colour as (H, W, 3|4)."""
+    if image.mode in ("L", "1", "I;16", "I", "F"):
+        gray = np.asarray(image.convert("F" if image.mode != "1" else "L"))
+        if gray.max(initial=0) > 255:  # 16-bit grayscale
+            gray = gray * (255.0 / 65535.0)
+        return np.round(gray).astype(np.uint8)
+    has_alpha = "A" in image.mode or "transparency" in image.info
+    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
 
 
 def image_files(root: Path) -> list[Path]:

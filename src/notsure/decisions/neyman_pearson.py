@@ -80,7 +80,8 @@ def allowed_exceedances_for_test(n: int, alpha: float, delta: float, m: int) -> 
 def all_classes_pass_probability(per_class: Sequence[float]) -> float:
     """Lower bound (Bonferroni) on P(every class passes the test) from per-class probabilities;
     no independence between classes is assumed."""
-    values = np.asarray([p for p in per_class if np.isfinite(p)], dtype=np.float64)
+    values = np.asarray([p for p in per_class if p is not None and np.isfinite(p)],
+                        dtype=np.float64)
     return float(max(0.0, 1.0 - np.sum(1.0 - values)))
 
 
@@ -130,7 +131,7 @@ class ClassCertificate:
     mixture_bound_applies: bool
     meaning: str = "rate"  # what alpha means: "rate" (true FPR) or "test" (test criterion)
     test_negatives: int = 0  # m: negatives of this class in the test set the "test" meaning uses
-    test_pass_probability: float = float("nan")  # P(test FPR <= alpha) given r, n and m
+    test_pass_probability: float | None = None  # P(test FPR <= alpha) given r, n and m
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +200,6 @@ def choose_thresholds(
             mixture_bound_applies=bool(r_used <= n * alpha - 1),
             meaning=meaning, test_negatives=m,
             test_pass_probability=(criterion_pass_probability(n, r_used, alpha, m) if m > 0
-                                   else float("nan")),
+                                   else None),
         ))
     return certificates
