@@ -270,7 +270,9 @@ class NeymanPearsonThresholds:
         min_negatives(self.target_fpr, self.delta)
         thresholds = np.asarray(body["thresholds"], dtype=np.float64)
         classes = tuple(body["classes"])
-        certs = [ClassCertificate(**{k: math.nan if v is None else v for k, v in c.items()})
+        certs = [ClassCertificate(**{
+                k: math.nan if v is None and k != "test_pass_probability" else v
+                for k, v in c.items()})
                  for c in body["certificates"]]
         if thresholds.ndim != 1 or len(thresholds) < 2 or not np.all(np.isfinite(thresholds)):
             raise ValueError("thresholds must be a list of at least 2 finite numbers")
