@@ -118,7 +118,7 @@ def test_no_preprocess_refuses_another_size_naming_file_and_flag(tmp_path):
     path = tmp_path / "big.png"
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(path)
     assert read_images_for_prediction(path).x.shape == (1, 28, 28)
-    with pytest.raises(DataError, match=r"big\.png: image 0 is 40x40.*--no-preprocess"):
+    with pytest.raises(DataError, match=r"big\.png: image big\.png is 40x40.*--no-preprocess"):
         read_images_for_prediction(path, preprocess=False)
 
 
