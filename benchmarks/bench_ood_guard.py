@@ -54,10 +54,10 @@ def main() -> None:
     for kind, images in outliers.items():
         d = predictor.predict(images)
         said = d.prediction != NOT_SURE
-        wrong = (np.mean(said & (d.prediction != y[pick][:len(images)]))
-                 if kind.startswith(("inverted", "shifted")) else float("nan"))
+        wrong = (f"{np.mean(said & (d.prediction != y[pick][:len(images)])):.2%}"
+                 if kind.startswith(("inverted", "shifted")) else "-")
         print(f"{kind:<24}{len(images):>6}{np.mean(d.out_of_distribution):>9.2%}"
-              f"{np.mean(said):>10.2%}{wrong:>8.2%}")
+              f"{np.mean(said):>10.2%}{wrong:>8}")
 
 
 if __name__ == "__main__":

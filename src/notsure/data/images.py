@@ -128,8 +128,10 @@ def in_training_form(image: np.ndarray, shape: tuple[int, int]) -> bool:
 
 
 def to_training_form(images: list[np.ndarray] | np.ndarray, shape: tuple[int, int],
-                     preprocess: bool, source: str) -> tuple[np.ndarray, int]:
-    """Images ``(N, *shape)`` uint8 and how many were preprocessed (see the module docstring)."""
+                     preprocess: bool, source: str, ids: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, int]:
+    """Images ``(N, *shape)`` uint8 and how many were preprocessed (see the module docstring);
+    errors name ``source`` and the image's id (its position when ``ids`` is None)."""
     out, n_done = np.empty((len(images), *shape), dtype=np.uint8), 0
     for i, image in enumerate(images):
         if in_training_form(image, shape):
@@ -145,7 +147,8 @@ def to_training_form(images: list[np.ndarray] | np.ndarray, shape: tuple[int, in
         else:
             gray = to_grayscale(image, source)
             if gray.shape != tuple(shape):
-                raise DataError(f"{source}: image {i} is {gray.shape[1]}x{gray.shape[0]} (WxH) "
+                name = i if ids is None else ids[i]
+                raise DataError(f"{source}: image {name} is {gray.shape[1]}x{gray.shape[0]} (WxH) "
                                 f"but the model takes {shape[1]}x{shape[0]}; leave out "
                                 "--no-preprocess to resize it, or use a run trained on that size")
             out[i] = np.round(gray).astype(np.uint8)
@@ -165,7 +168,7 @@ def read_images_for_prediction(
     ``scale`` is the input's full-ink value for ``.npy`` arrays (e.g. 1 for floats in 0..1).
     """
     raw, ids, y, names, kind = read_raw_images(path, format=format, scale=scale)
-    x, n_done = to_training_form(raw, shape, preprocess, str(path))
+    x, n_done = to_training_form(raw, shape, preprocess, str(path), ids)
     return Images(x=x, ids=np.asarray(ids, dtype=str), y=y, class_names=tuple(names),
                   source=str(path), format=kind, n_preprocessed=n_done)
 
