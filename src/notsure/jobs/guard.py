@@ -17,12 +17,11 @@ from notsure import NOT_SURE
 from notsure.data.outliers import synthetic_outliers
 from notsure.decisions.ood import OODGuard, fit_class_gaussians, keep_threshold
 from notsure.jobs.predictor import Decisions, SelectivePredictor
+from notsure.models.cross_fit import CrossFit
 from notsure.models.predict import predict_logits
 
 #: Share of in-distribution out-of-fold images the guard keeps.
 GUARD_KEEP = 0.995
-#: Training images per member used to fit its class Gaussians (64-dim features: plenty).
-MAX_FIT = 10_000
 #: Synthetic outliers of each kind measured for the report.
 N_OUTLIERS = 500
 
@@ -40,23 +39,22 @@ def member_features(models: list[nn.Module], x: np.ndarray, precision: str) -> n
     return predict_logits(models, x, precision=precision, return_features=True)[1]
 
 
-def fit_guard(models: list[nn.Module], x: np.ndarray, y: np.ndarray, n_classes: int,
-              folds: list[tuple[np.ndarray, np.ndarray]], *, seed: int, precision: str,
-              keep: float = GUARD_KEEP, max_fit: int = MAX_FIT) -> GuardFit:
-    """Guard for the K x M members (fold-major) trained on ``folds`` of the pool ``x, y``; an
-    image's score is the mean distance over the members of one fold (the fold that answers it),
-    so the out-of-fold scores (fold k's members on fold k) are of the deployed kind and set the
+def fit_guard(fit: CrossFit, y: np.ndarray, n_classes: int, *,
+              keep: float = GUARD_KEEP) -> GuardFit:
+    """Guard for the K x M members of ``fit`` (cross-fitted on a pool labelled ``y``): member
+    i's class Gaussians from the features of a sample of its own training images; an image's
+    score is the mean distance over the members of one fold (the fold that answers it), so the
+    out-of-fold scores (fold k's members on fold k) are of the deployed kind and set the
     threshold. No test image is involved."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
-    per_fold = len(models) // len(folds)
-    oof = np.zeros(len(x))
+    per_fold = fit.members
+    oof = np.zeros(len(y))
     members = []
-    for i, model in enumerate(models):
-        train, held = folds[i // per_fold]
-        sample = np.sort(rng.choice(train, min(max_fit, len(train)), replace=False))
-        gaussians = fit_class_gaussians(member_features([model], x[sample], precision)[0],
-                                        y[sample], n_classes)
-        oof[held] += gaussians.distances(member_features([model], x[held], precision)[0])
+    for i in range(len(fit.results)):
+        k, m = divmod(i, per_fold)
+        gaussians = fit_class_gaussians(fit.train_sample_features[i], y[fit.train_samples[i]],
+                                        n_classes)
+        held = fit.fold_of == k
+        oof[held] += gaussians.distances(fit.oof_member_features[m, held])
         members.append(gaussians)
     oof /= per_fold
     guard = OODGuard(members=tuple(members), threshold=keep_threshold(oof, keep), keep=keep)

@@ -20,6 +20,7 @@ from notsure.models.predict import predict_logits
 from notsure.models.train import TrainResult, train_cnn
 
 VAL_CURVE_IMAGES = 5_000  # held-out images per epoch for the training curves (cost, not accuracy)
+SAMPLE_FEATURES = 5_000  # training images per member whose features the guard is fitted on
 
 
 def fold_seed(seed: int, fold: int, member: int = 0) -> int:
@@ -38,6 +39,11 @@ class CrossFit:
     extra_logits: np.ndarray | None  # (K*M, N_extra, C): each member (fold-major) on extra images
     results: list[TrainResult]  # K*M, fold-major: results[k * M + m]
     members: int = 1  # M, members per fold
+    # Penultimate features from the same forward passes, for the out-of-distribution guard:
+    oof_member_features: np.ndarray | None = None  # (M, N, F), like oof_member_logits
+    extra_features: np.ndarray | None = None  # (K*M, N_extra, F)
+    train_samples: list[np.ndarray] | None = None  # per member: positions (in x) of a sample...
+    train_sample_features: list[np.ndarray] | None = None  # ...of its training images, features
 
     @property
     def oof_logits(self) -> np.ndarray:
@@ -87,19 +93,31 @@ def cross_fit(
             "every image must be held out by exactly one fold"
         )
     oof = np.empty((members, n, n_classes), dtype=np.float32)
+    oof_features: np.ndarray | None = None
     tasks = [(k, m) for k in range(len(folds)) for m in range(members)]
     results: list[TrainResult | None] = [None] * len(tasks)
+    samples: list[np.ndarray | None] = [None] * len(tasks)
+    sample_features: list[np.ndarray | None] = [None] * len(tasks)
 
     def task_args(k: int, m: int) -> tuple:
         train, held = folds[k]
         return (x[train], y[train], x[held], y[held], n_classes, config, fold_seed(seed, k, m))
 
+    def collect(i: int, out: tuple) -> None:
+        nonlocal oof_features
+        k, m = tasks[i]
+        train, held = folds[k]
+        results[i], oof[m, held], held_features, sample, sample_features[i] = out
+        samples[i] = train[sample]
+        if oof_features is None:
+            oof_features = np.empty((members, n, held_features.shape[1]), dtype=np.float32)
+        oof_features[m, held] = held_features
 
     if workers == 1:
         for i, (k, m) in enumerate(tasks):
             say(f"fold {k + 1}/{len(folds)}, member {m + 1}/{members}: training on "
                 f"{len(folds[k][0]):,} images, scoring {len(folds[k][1]):,}", quiet=quiet)
-            results[i], oof[m, folds[k][1]] = _fit_member(*task_args(k, m), quiet=quiet)
+            collect(i, _fit_member(*task_args(k, m), quiet=quiet))
     else:
         say(f"training {len(tasks)} members ({len(folds)} folds x {members}) in {workers} "
             "processes", quiet=quiet)
@@ -109,24 +127,32 @@ def cross_fit(
                        for i, (k, m) in enumerate(tasks)}
             for future in progress(as_completed(futures), total=len(futures),
                                    desc="fold members", quiet=quiet):
-                i = futures[future]
-                k, m = tasks[i]
-                results[i], oof[m, folds[k][1]] = future.result()
-    extra = None
+                collect(futures[future], future.result())
+    extra = extra_features = None
     if x_extra is not None:
         # Inference splits batches over threads, so its numbers do not depend on the count.
-        extra = predict_logits([r.model for r in results if r is not None], x_extra,
-                               precision=config.precision)
+        extra, extra_features = predict_logits([r.model for r in results if r is not None],
+                                               x_extra, precision=config.precision,
+                                               return_features=True)
     return CrossFit(oof_member_logits=oof, fold_of=fold_of, extra_logits=extra,
-                    results=list(results), members=members)
+                    results=list(results), members=members, oof_member_features=oof_features,
+                    extra_features=extra_features, train_samples=list(samples),
+                    train_sample_features=list(sample_features))
 
 
 def _fit_member(x: np.ndarray, y: np.ndarray, x_held: np.ndarray, y_held: np.ndarray,
                 n_classes: int, config: CNNConfig, seed: int, *, quiet: bool
-                ) -> tuple[TrainResult, np.ndarray]:
-    """One member: trained on ``x``, then its logits on the held-out images (a process task)."""
+                ) -> tuple[TrainResult, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One member (a process task): trained on ``x``; then its logits and penultimate features
+    on the held-out images, and the features of a seeded sample of ``SAMPLE_FEATURES`` of its
+    own training images (positions in ``x``), which the out-of-distribution guard is fitted on."""
     step = max(1, len(x_held) // VAL_CURVE_IMAGES)
     result = train_cnn(x, y, n_classes, config, seed, x_val=x_held[::step], y_val=y_held[::step],
                        quiet=quiet)
-    return result, predict_logits(result.model, x_held, precision=config.precision,
-                                  threads=config.threads)
+    logits, features = predict_logits(result.model, x_held, precision=config.precision,
+                                      threads=config.threads, return_features=True)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    sample = np.sort(rng.choice(len(x), min(SAMPLE_FEATURES, len(x)), replace=False))
+    _, train_features = predict_logits(result.model, x[sample], precision=config.precision,
+                                       threads=config.threads, return_features=True)
+    return result, logits, features, sample, train_features
