@@ -21,6 +21,8 @@ _COMMAND_MODULES = (
     "notsure.cli.embeddings_cmd",
     "notsure.cli.compare_cmd",
     "notsure.cli.ambiguous_cmd",
+    "notsure.cli.serve_cmd",
+    "notsure.cli.export_cmd",
 )
 
 EXIT_USAGE = 2

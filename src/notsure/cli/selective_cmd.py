@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("input", metavar="INPUT", help="images: any supported format, .npy, or IDX")
     q.add_argument("--format", help="format of INPUT if detection is not enough")
     q.add_argument("--out", help="CSV to write (default INPUT-name.predictions.csv)")
+    q.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="scoring back end (auto: ONNX Runtime where installed, else torch)")
     q.set_defaults(func=_predict)
 
 
@@ -67,6 +69,6 @@ def _predict(args: argparse.Namespace) -> int:
     from notsure.jobs.predict import PredictConfig, run_predict
 
     out = run_predict(PredictConfig(run_dir=args.run_dir, input=args.input, format=args.format,
-                                    out=args.out, quiet=args.quiet))
+                                    out=args.out, quiet=args.quiet, backend=args.backend))
     print(out)
     return 0

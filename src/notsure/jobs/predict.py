@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from notsure.data.load import detect_format
 from notsure.errors import DataError
 from notsure.io.atomic import atomic_write_text
 from notsure.io.progress import say
-from notsure.jobs.predictor import SelectivePredictor
+from notsure.jobs.engine import Engine
 
 
 @dataclass
@@ -29,6 +30,7 @@ class PredictConfig:
     format: str | None = None
     out: str | None = None  # default: <input name>.predictions.csv in the current folder
     quiet: bool = False
+    backend: str = "auto"  # onnx where ONNX Runtime is installed, else torch
 
 
 def read_images(path: str | Path, format: str | None = None) -> tuple[np.ndarray, np.ndarray,
@@ -66,10 +68,13 @@ def read_images(path: str | Path, format: str | None = None) -> tuple[np.ndarray
 
 def run_predict(config: PredictConfig) -> Path:
     """Write ``id,prediction[,label,correct]`` rows for every input image; return the CSV path."""
-    predictor = SelectivePredictor.load(config.run_dir)
-    x, ids, y, input_names = read_images(config.input, config.format)
+    with ThreadPoolExecutor(1) as pool:  # read the images while the models load
+        reading = pool.submit(read_images, config.input, config.format)
+        engine = Engine.load(config.run_dir, config.backend)
+        x, ids, y, input_names = reading.result()
+    predictor = engine.predictor
     t0 = time.perf_counter()
-    decisions = predictor.predict(x, quiet=config.quiet)
+    decisions = engine.predict(x)
     seconds = time.perf_counter() - t0
     labels = predictor.labels_of(decisions.prediction)
     buf = io.StringIO()
@@ -89,6 +94,7 @@ def run_predict(config: PredictConfig) -> Path:
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
     atomic_write_text(out, buf.getvalue())
     n_ns = int(np.sum(decisions.prediction == NOT_SURE))
-    say(f"{len(x):,} images in {seconds:.2f} s ({len(x) / max(seconds, 1e-9):,.0f} images/s); "
+    say(f"{len(x):,} images scored in {seconds:.2f} s ({len(x) / max(seconds, 1e-9):,.0f} "
+        f"images/s, {engine.backend} back end); "
         f"{n_ns:,} not_sure; wrote {out}", quiet=config.quiet)
     return out

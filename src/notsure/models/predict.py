@@ -47,6 +47,7 @@ def predict_logits(
     precision: Precision | None = None,
     threads: int | None = None,
     quiet: bool = True,
+    prepared: bool = False,
 ) -> np.ndarray:
     """Logits of raw-pixel images ``x`` ``(N, H, W)``: ``(N, C)`` for one network, ``(K, N, C)``
     for a sequence of K networks. Always float32, whatever ``precision`` computes in (default:
@@ -56,6 +57,8 @@ def predict_logits(
     them with one torch thread. Unlike torch's own multi-threading, which waits for all threads
     after every operation and slows down many-fold when another process shares a core, workers
     never wait for each other. Batches of a few hundred images keep activations in cache.
+    ``prepared=True`` says the networks already went through :func:`prepare_for_inference`
+    (a server prepares them once, not on every request).
     """
     if precision is None:
         precision = default_precision()
@@ -66,7 +69,7 @@ def predict_logits(
     single = isinstance(model_or_models, nn.Module)
     models = [model_or_models] if single else list(model_or_models)
     x = check_images(x)
-    ready = [prepare_for_inference(m) for m in models]
+    ready = models if prepared else [prepare_for_inference(m) for m in models]
     out = np.empty((len(ready), len(x), _n_outputs(ready[0], x)), dtype=np.float32)
 
     def run_batch(start: int) -> None:
