@@ -234,6 +234,7 @@ def test_openapi_documents_predict(client):
     assert {"multipart/form-data", "application/json"} <= set(body)
 
 
+@pytest.mark.slow
 def test_1000_malformed_requests_then_still_correct(client, reference, tiny_images):
     rng = np.random.default_rng(15)
     valid_png = png(tiny_images[0][0])

@@ -31,12 +31,14 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
-def resolve_backend(backend: str) -> str:
-    """``auto`` becomes ``onnx`` where ONNX Runtime is installed, else ``torch``."""
+def resolve_backend(backend: str, precision: str = "fp32") -> str:
+    """``auto`` becomes ``onnx`` where ONNX Runtime is installed and the run scores in fp32
+    (the graph is fp32; a bf16 run keeps torch, whose bf16 numbers its thresholds were set on),
+    else ``torch``."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: expected one of {BACKENDS}")
     if backend == "auto":
-        return "onnx" if onnx_available() else "torch"
+        return "onnx" if onnx_available() and precision == "fp32" else "torch"
     if backend == "onnx" and not onnx_available():
         raise ConfigError("--backend onnx needs onnx and onnxruntime: "
                           "pip install 'notsure[serve]' (or use --backend torch)")
@@ -76,7 +78,8 @@ class Engine:
     def load(cls, run_dir: str | Path, backend: str = "auto",
              threads: int | None = None) -> Engine:
         """Load the run's predictor and ready the back end (``auto``: ONNX where installed)."""
-        return cls(SelectivePredictor.load(run_dir), resolve_backend(backend), threads)
+        predictor = SelectivePredictor.load(run_dir)
+        return cls(predictor, resolve_backend(backend, predictor.precision), threads)
 
     def member_logits(self, x: np.ndarray) -> np.ndarray:
         """Every member's logits ``(K, N, C)`` for raw-pixel images ``(N, H, W)``."""
