@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notsure.errors import NotsureError
 from notsure.jobs.engine import Engine, reasons_of
+from notsure.jobs.predictor import Decisions
 from notsure.serve.images import decode_image, json_images, to_model_input
 
 log = logging.getLogger("notsure.serve")
@@ -159,8 +160,7 @@ def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = Non
         its margin and threshold, and every class's score. Send PNG/JPEG files as
         multipart/form-data, or JSON `{"images": [...]}`."""
         names, raw = await _read_images(request, limits, shape, preprocess)
-        x = await run_in_threadpool(_model_inputs, raw, names, shape, preprocess)
-        decisions = await run_in_threadpool(engine.predict, x)
+        x, decisions = await run_in_threadpool(_decide, engine, raw, names, preprocess)
         reasons = reasons_of(decisions)
         labels = engine.predictor.labels_of(decisions.prediction)
         out = []
@@ -214,11 +214,14 @@ async def _read_images(request: Request, limits: Limits, shape: tuple[int, int],
                              "images or application/json {\"images\": [...]}")
 
 
-def _model_inputs(raw: list, names: list[str], shape: tuple[int, int],
-                  preprocess: str) -> np.ndarray:
-    """Decode (bytes) and bring every image to the model's input form: ``(N, H, W)`` uint8."""
-    out = []
+def _decide(engine: Engine, raw: list, names: list[str],
+            preprocess: str) -> tuple[np.ndarray, Decisions]:
+    """Decode (bytes), bring every image to the model's input form ``(N, H, W)`` uint8 and
+    decide; one worker-thread hop per request."""
+    shape = tuple(engine.predictor.image_shape)
+    x = []
     for name, item in zip(names, raw, strict=True):
         image = decode_image(item, name) if isinstance(item, bytes) else item
-        out.append(to_model_input(image, shape, preprocess, name))
-    return np.stack(out)
+        x.append(to_model_input(image, shape, preprocess, name))
+    x = np.stack(x)
+    return x, engine.predict(x)
