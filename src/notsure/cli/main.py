@@ -26,6 +26,8 @@ _COMMAND_MODULES = (
     "notsure.cli.ambiguous_cmd",
     "notsure.cli.calibrate_cmd",
     "notsure.cli.evaluate_cmd",
+    "notsure.cli.serve_cmd",
+    "notsure.cli.export_cmd",
 )
 
 EXIT_USAGE = 2

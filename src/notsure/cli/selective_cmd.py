@@ -70,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "per class give labels), a .npy array, or any dataset format")
     add_image_options(q)
     q.add_argument("--out", help="CSV to write (default INPUT-name.predictions.csv)")
+    q.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="scoring back end (auto: ONNX Runtime where installed, else torch)")
     q.set_defaults(func=_predict)
 
 
@@ -113,6 +115,6 @@ def _predict(args: argparse.Namespace) -> int:
 
     out = run_predict(PredictConfig(run_dir=args.run_dir, input=args.input, format=args.format,
                                     out=args.out, quiet=args.quiet, scale=args.scale,
-                                    preprocess=args.preprocess))
+                                    preprocess=args.preprocess, backend=args.backend))
     print(out)
     return 0

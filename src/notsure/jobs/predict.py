@@ -19,7 +19,7 @@ from notsure.data.npy_files import iter_npy_images
 from notsure.errors import DataError
 from notsure.io.atomic import atomic_path
 from notsure.io.progress import say
-from notsure.jobs.predictor import SelectivePredictor
+from notsure.jobs.engine import Engine
 
 #: Images read, scored and written at a time: 32 of the predictor's 256-image batches, so every
 #: batch, and so every score, is the same as when all images are scored in one go.
@@ -37,6 +37,7 @@ class PredictConfig:
     quiet: bool = False
     scale: float | None = None  # full-ink value of a .npy input (e.g. 1 for floats in 0..1)
     preprocess: bool = True  # bring images not in the training form to it (MNIST-style)
+    backend: str = "auto"  # onnx where ONNX Runtime is installed, else torch
 
 
 @dataclass
@@ -147,7 +148,8 @@ def run_predict(config: PredictConfig) -> Path:
     image; return the CSV path. Reads, brings to the training form (unless ``preprocess`` is
     off), scores and writes a chunk at a time (flat memory); the file appears, whole, only when
     every image is done."""
-    predictor = SelectivePredictor.load(config.run_dir)
+    engine = Engine.load(config.run_dir, config.backend)
+    predictor = engine.predictor
     images = iter_images(config.input, config.format, scale=config.scale)
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
     n_images = n_not_sure = n_ood = n_done = 0
@@ -160,7 +162,7 @@ def run_predict(config: PredictConfig) -> Path:
             x, done = to_training_form(raw, predictor.image_shape, config.preprocess,
                                        str(config.input))
             t0 = time.perf_counter()
-            decisions = predictor.predict(x, quiet=config.quiet)
+            decisions = engine.predict(x)
             seconds += time.perf_counter() - t0
             labels = predictor.labels_of(decisions.prediction)
             reasons = decisions.reason
@@ -175,6 +177,7 @@ def run_predict(config: PredictConfig) -> Path:
             n_not_sure += int(not_sure.sum())
             n_ood += int(np.sum(reasons == "out_of_distribution"))
     say(f"{n_images:,} images ({n_done:,} brought to the training form) in {seconds:.2f} s "
-        f"({n_images / max(seconds, 1e-9):,.0f} images/s scoring); {n_not_sure:,} not_sure "
+        f"({n_images / max(seconds, 1e-9):,.0f} images/s scoring, {engine.backend} back end); "
+        f"{n_not_sure:,} not_sure "
         f"({n_ood:,} out of distribution); wrote {out}", quiet=config.quiet)
     return out

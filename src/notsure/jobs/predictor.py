@@ -11,6 +11,7 @@ weights, class count and input shape match what was recorded at save time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from notsure.io.run_folder import RunFolder, check_sealed
 from notsure.models.cnn import default_precision
 from notsure.models.predict import predict_logits
 from notsure.models.store import load_model, model_paths, save_model
+
+#: ``scorer(members, images) -> (logits (M, N, C), features (M, N, F) or None)``
+Scorer = Callable[[range, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 PREDICTOR_FILE = "predictor.json"
 PREDICTOR_FORMAT = "notsure-selective-predictor/2"
@@ -131,35 +135,39 @@ class SelectivePredictor:
             ood_score = self._guard_scores(member_features, routes)
         return self._decide(candidate, scores, member_logits, routes, ood_score)
 
-    def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True) -> Decisions:
+    def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True,
+                scorer: Scorer | None = None) -> Decisions:
         """Decisions for raw-pixel images ``x`` of shape ``(N, H, W)``; the routed rule runs only
-        the answering fold's members on each image."""
+        the answering fold's members on each image. ``scorer(members, images)`` computes the
+        logits ``(M, N, C)`` (and, with a guard, features ``(M, N, F)``, else None) of the
+        members indexed by the range ``members`` (default: torch on :attr:`models`)."""
         if x.ndim != 3 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise DataError(
                 f"images have shape {tuple(x.shape[1:])} but the model was trained on "
                 f"{tuple(self.image_shape)}; resize them or use a run trained on that size"
             )
-        routes = route(x, self.n_folds)
         guarded = self.guard is not None
+        if scorer is None:
+            def scorer(members: range, images: np.ndarray) -> tuple:
+                out = predict_logits(self.models[members.start:members.stop], images,
+                                     batch_size=batch_size, precision=self.precision,
+                                     quiet=quiet, return_features=guarded)
+                return out if guarded else (out, None)
+        routes = route(x, self.n_folds)
         if self.rule != "routed":
-            out = predict_logits(self.models, x, batch_size=batch_size, precision=self.precision,
-                                 quiet=quiet, return_features=guarded)
-            logits, features = out if guarded else (out, None)
+            logits, features = scorer(range(len(self.models)), x)
             return self.decide_logits(logits, routes, features)
-        n_classes = len(self.class_names)
-        chosen = np.empty((len(x), n_classes), dtype=np.float32)
+        chosen = np.empty((len(x), len(self.class_names)), dtype=np.float32)
         ood_score = np.empty(len(x)) if guarded else None
         for k in range(self.n_folds):
             rows = np.flatnonzero(routes == k)
             if not rows.size:
                 continue
-            out = predict_logits(self.fold_models(k), x[rows], batch_size=batch_size,
-                                 precision=self.precision, quiet=quiet, return_features=guarded)
-            z, f = out if guarded else (out, None)
+            members = range(k * self.members, (k + 1) * self.members)
+            z, f = scorer(members, x[rows])
             chosen[rows] = z.mean(axis=0)
             if guarded:
-                ood_score[rows] = self.guard.score_members(
-                    f, range(k * self.members, (k + 1) * self.members))
+                ood_score[rows] = self.guard.score_members(f, members)
         return self._decide(chosen, logit_margins(chosen), None, routes, ood_score)
 
     def labels_of(self, prediction: np.ndarray) -> list[str]:

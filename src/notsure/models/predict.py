@@ -48,6 +48,7 @@ def predict_logits(
     threads: int | None = None,
     quiet: bool = True,
     return_features: bool = False,
+    prepared: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Logits of raw-pixel images ``x`` ``(N, H, W)``: ``(N, C)`` for one network, ``(K, N, C)``
     for a sequence of K networks. Always float32, whatever ``precision`` computes in (default:
@@ -60,6 +61,9 @@ def predict_logits(
 
     ``return_features=True`` (ConvNets only) also returns each network's penultimate features
     (:meth:`ConvNet.embed`), ``(N, F)`` or ``(K, N, F)``, from the same forward pass.
+
+    ``prepared=True`` says the networks already went through :func:`prepare_for_inference`
+    (a server prepares them once, not on every request).
     """
     if precision is None:
         precision = default_precision()
@@ -70,7 +74,7 @@ def predict_logits(
     single = isinstance(model_or_models, nn.Module)
     models = [model_or_models] if single else list(model_or_models)
     x = check_images(x)
-    ready = [prepare_for_inference(m) for m in models]
+    ready = models if prepared else [prepare_for_inference(m) for m in models]
     out = np.empty((len(ready), len(x), _n_outputs(ready[0], x)), dtype=np.float32)
     if return_features:
         if not all(isinstance(m, ConvNet) for m in ready):

@@ -1,0 +1,27 @@
+"""``notsure export``: a run's ensemble as ONNX, with its thresholds and decision rule."""
+
+from __future__ import annotations
+
+import argparse
+
+from notsure.cli.main import common_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", parents=[common_options()],
+        help="write a selective run's ensemble as ONNX plus its decision rule (JSON)",
+        description="Writes ensemble.onnx (pixels (N, H, W) float32 in, every member's logits "
+                    "(K, N, C) out) and decision.json (class names, thresholds, the rule) after "
+                    "checking that ONNX Runtime reproduces torch's logits.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    p.add_argument("--out", help="folder to write (default RUN_DIR/export)")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from notsure.jobs.export import run_export
+
+    print(run_export(args.run_dir, args.format, args.out))
+    return 0

@@ -1,0 +1,44 @@
+"""``notsure serve``: the page and JSON API of a selective run, on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+from notsure.cli.main import common_options
+from notsure.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", parents=[common_options()],
+        help="serve a selective run: a page to draw or drop digits, and a JSON API",
+        description="Loads the run once, then answers GET / (a page to draw or drop digits), "
+                    "POST /api/predict (PNG/JPEG uploads or JSON pixel arrays), GET /api/model, "
+                    "GET /api/health; OpenAPI documentation at /docs.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="scoring back end (auto: ONNX Runtime where installed, else torch)")
+    p.add_argument("--max-bytes", type=int, default=8 * 1024 * 1024,
+                   help="largest request body in bytes (default 8 MiB)")
+    p.add_argument("--max-images", type=int, default=256,
+                   help="most images in one request (default 256)")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "multipart")):
+        raise ConfigError("notsure serve needs fastapi, uvicorn and python-multipart: "
+                          "pip install 'notsure[serve]'")
+    if args.max_bytes < 1024 or args.max_images < 1:
+        raise ConfigError("--max-bytes must be >= 1024 and --max-images >= 1")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected 0..65535")
+    from notsure.serve.server import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, backend=args.backend,
+          max_bytes=args.max_bytes, max_images=args.max_images, quiet=args.quiet)
+    return 0

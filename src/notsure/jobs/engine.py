@@ -1,0 +1,151 @@
+"""A selective run loaded once and ready to answer: members scored by ONNX Runtime or torch,
+decisions taken by the run's own rule (``SelectivePredictor.decide_logits``) for both.
+
+ONNX Runtime is the default where it is installed (measured faster here, see
+``benchmarks/bench_serve.py``); the graph is built in memory from the run's networks at load
+time, so it always matches them. ``notsure export`` writes the same graph to a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from notsure import NOT_SURE
+from notsure.errors import ConfigError, DataError
+from notsure.jobs.predictor import PREDICTOR_FILE, Decisions, SelectivePredictor
+
+BACKENDS = ("auto", "onnx", "torch")
+#: Why an image got its label; the predictor's own ``reason`` is used when it has one.
+ANSWERED, BELOW_THRESHOLD = "answered", "below_threshold"
+
+
+def onnx_available() -> bool:
+    """Whether ``onnx`` and ``onnxruntime`` are installed (the ``serve`` extra)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def resolve_backend(backend: str, precision: str = "fp32") -> str:
+    """``auto`` becomes ``onnx`` where ONNX Runtime is installed and the run scores in fp32
+    (the graph is fp32; a bf16 run keeps torch, whose bf16 numbers its thresholds were set on),
+    else ``torch``."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: expected one of {BACKENDS}")
+    if backend == "auto":
+        return "onnx" if onnx_available() and precision == "fp32" else "torch"
+    if backend == "onnx" and not onnx_available():
+        raise ConfigError("--backend onnx needs onnx and onnxruntime: "
+                          "pip install 'notsure[serve]' (or use --backend torch)")
+    return backend
+
+
+def reasons_of(decisions: Decisions) -> list[str]:
+    """Per image ``answered``, ``below_threshold`` or the predictor's own reason."""
+    reason = getattr(decisions, "reason", None)
+    if reason is not None:
+        return [str(r) for r in reason]
+    return [ANSWERED if p != NOT_SURE else BELOW_THRESHOLD for p in decisions.prediction]
+
+
+@dataclass
+class Engine:
+    """A predictor plus the back end that computes its members' logits."""
+
+    predictor: SelectivePredictor
+    backend: str
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        p = self.predictor
+        if self.backend == "onnx":
+            from notsure.models.onnx_export import OnnxEnsemble, ensemble_to_onnx
+
+            # One graph per fold: the routed rule runs only the answering fold's members.
+            self._onnx = [OnnxEnsemble(ensemble_to_onnx(p.fold_models(k), p.image_shape),
+                                       threads=self.threads) for k in range(p.n_folds)]
+        elif self.backend == "torch":
+            from notsure.models.predict import prepare_for_inference
+
+            self._ready = [prepare_for_inference(m) for m in p.models]
+        else:
+            raise ConfigError(f"backend {self.backend!r}: expected 'onnx' or 'torch'")
+
+    def _score(self, members: range, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits (and features, when the run has a guard) of the members in ``members``."""
+        guarded = self.predictor.guard is not None
+        if self.backend == "onnx":
+            per_fold = self.predictor.members
+            parts = [self._onnx[k].logits_and_features(x, features=guarded)
+                     for k in range(members.start // per_fold, members.stop // per_fold)]
+            logits = np.concatenate([z for z, _ in parts])
+            return logits, (np.concatenate([f for _, f in parts]) if guarded else None)
+        from notsure.models.predict import predict_logits
+
+        out = predict_logits(self._ready[members.start:members.stop], x,
+                             precision=self.predictor.precision, threads=self.threads,
+                             prepared=True, return_features=guarded)
+        return out if guarded else (out, None)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, backend: str = "auto",
+             threads: int | None = None) -> Engine:
+        """Load the run's predictor and ready the back end (``auto``: ONNX where installed)."""
+        predictor = SelectivePredictor.load(run_dir)
+        return cls(predictor, resolve_backend(backend, predictor.precision), threads)
+
+    def member_logits(self, x: np.ndarray) -> np.ndarray:
+        """Every member's logits ``(K*M, N, C)`` for raw-pixel images ``(N, H, W)``."""
+        return self._score(range(len(self.predictor.models)), x)[0]
+
+    def predict(self, x: np.ndarray) -> Decisions:
+        """Decisions for images ``(N, H, W)``, by the run's rule (routing and guard included)
+        whatever the back end."""
+        shape = tuple(self.predictor.image_shape)
+        if x.ndim != 3 or tuple(x.shape[1:]) != shape:
+            raise DataError(f"images have shape {tuple(x.shape[1:])} but the model was "
+                            f"trained on {shape}")
+        return self.predictor.predict(x, scorer=self._score)
+
+
+def run_info(run_dir: str | Path, predictor: SelectivePredictor) -> dict[str, Any]:
+    """What a client needs to know about a run: id, classes, thresholds, target, certificates.
+
+    ``run_id`` is the folder name and the first 12 hex digits of the SHA-256 of
+    ``predictor.json`` (which names every member's weights hash via its model files).
+    """
+    run_dir = Path(run_dir)
+    predictor_doc = _read_json(run_dir / PREDICTOR_FILE) or {}
+    metrics = _read_json(run_dir / "metrics.json") or {}
+    thresholds = _read_json(run_dir / "thresholds.json") or {}
+    digest = hashlib.sha256((run_dir / PREDICTOR_FILE).read_bytes()).hexdigest()[:12]
+    after = metrics.get("after", {})
+    return {
+        "run_id": f"{run_dir.resolve().name}-{digest}",
+        "class_names": list(predictor.class_names),
+        "image_shape": list(predictor.image_shape),
+        "thresholds": [float(t) for t in predictor.strategy.thresholds],
+        "target_fpr": metrics.get("target_fpr", predictor_doc.get("target_fpr")),
+        "delta": metrics.get("delta", predictor_doc.get("delta")),
+        "test_coverage": after.get("coverage"),
+        "test_accuracy_answered": after.get("selective_accuracy"),
+        "test_n": metrics.get("test", {}).get("n"),
+        "certificates": thresholds.get("certificates", []),
+        "score_rule": predictor_doc.get("score_rule"),
+        "members": len(predictor.models),
+    }
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when the file is absent (older or partial runs)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); is the run folder intact?") from exc

@@ -1,0 +1,75 @@
+"""``notsure export``: write a run's ensemble as ONNX with its decision rule beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from notsure.errors import ConfigError, DataError
+from notsure.io.atomic import atomic_write_bytes, atomic_write_json
+from notsure.io.hashing import sha256_file
+from notsure.jobs.engine import onnx_available, run_info
+from notsure.jobs.predictor import SelectivePredictor
+
+FORMATS = ("onnx",)
+DECISION_FORMAT = "notsure-onnx-decision/1"
+MODEL_FILE, DECISION_FILE = "ensemble.onnx", "decision.json"
+#: Largest logit difference allowed between ONNX Runtime and torch on the export check.
+TOLERANCE = 1e-3
+
+
+def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None = None) -> Path:
+    """Write ``ensemble.onnx`` and ``decision.json`` into ``out`` (default RUN_DIR/export)
+    after checking that ONNX Runtime reproduces torch's logits; return the folder."""
+    if format not in FORMATS:
+        raise ConfigError(f"--format {format!r}: expected one of {FORMATS}")
+    if not onnx_available():
+        raise ConfigError("export needs onnx and onnxruntime: pip install 'notsure[serve]'")
+    from notsure.models.onnx_export import INPUT, OUTPUT, OnnxEnsemble, ensemble_to_onnx
+    from notsure.models.predict import predict_logits
+
+    predictor = SelectivePredictor.load(run_dir)
+    proto = ensemble_to_onnx(predictor.models, predictor.image_shape)
+    probe = np.random.default_rng(0).integers(0, 256, (64, *predictor.image_shape), np.uint8)
+    gap = float(np.abs(OnnxEnsemble(proto).logits(probe)
+                       - predict_logits(predictor.models, probe, precision="fp32")).max())
+    if not gap <= TOLERANCE:
+        raise DataError(f"{run_dir}: ONNX Runtime's logits differ from torch's by {gap:.2g} "
+                        f"(more than {TOLERANCE}); the export is not faithful, not written")
+    folder = Path(out) if out is not None else Path(run_dir) / "export"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / MODEL_FILE, proto.SerializeToString())
+    info = run_info(run_dir, predictor)
+    atomic_write_json(folder / DECISION_FILE, {
+        "format": DECISION_FORMAT,
+        "model": MODEL_FILE,
+        "model_sha256": sha256_file(folder / MODEL_FILE),
+        "input": {"name": INPUT, "shape": ["N", *predictor.image_shape], "dtype": "float32",
+                  "meaning": "raw pixels 0..255, light ink on black (MNIST form)"},
+        "output": {"name": OUTPUT, "shape": [len(predictor.models), "N",
+                                             len(predictor.class_names)],
+                   "dtype": "float32", "meaning": "every member's logits"},
+        "rule": ("margin[k,n,c] = logits[k,n,c] - max_{j!=c} logits[k,n,j]; "
+                 "score[n,c] = min_k margin[k,n,c]; candidate[n] = argmax_c mean_k logits[k,n,c]; "
+                 "answer candidate if score[n,candidate] > thresholds[candidate] else not_sure"),
+        "class_names": list(predictor.class_names),
+        "thresholds": [float(t) for t in predictor.strategy.thresholds],
+        "max_logit_gap_vs_torch": gap,
+        **{k: info[k] for k in ("run_id", "target_fpr", "delta", "test_coverage",
+                                "certificates")},
+    })
+    return folder
+
+
+def read_decision(folder: str | Path) -> dict:
+    """The ``decision.json`` of an export folder (for clients that deploy the ONNX file)."""
+    path = Path(folder) / DECISION_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable export decision file ({exc})") from exc
+    if doc.get("format") != DECISION_FORMAT:
+        raise DataError(f"{path}: format {doc.get('format')!r}, expected {DECISION_FORMAT!r}")
+    return doc

@@ -1,0 +1,227 @@
+"""The HTTP face of a selective run: a page to draw or drop digits and a JSON API.
+
+``create_app(engine, info)`` builds a FastAPI app around an already loaded
+:class:`notsure.jobs.engine.Engine` (loaded once, at start-up). Every bad request gets a JSON
+4xx ``{"error": "<one line>"}``; nothing a client sends produces a 500 or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from notsure.errors import NotsureError
+from notsure.jobs.engine import Engine, reasons_of
+from notsure.jobs.predictor import Decisions
+from notsure.serve.images import decode_image, json_images, to_model_input
+
+log = logging.getLogger("notsure.serve")
+NOT_SURE_LABEL = "not_sure"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_images: int = 256
+
+
+class TooLarge(Exception):
+    """The request body grew past ``Limits.max_bytes`` while being read."""
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` (declared or actually streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = _error(413, f"request body over the limit of {self.max_bytes:,} bytes")
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise TooLarge(f"request body over the limit of {self.max_bytes:,} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    line = " ".join(str(message).split())[:500] or "bad request"
+    return JSONResponse({"error": line}, status_code=status)
+
+
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object",
+                "properties": {"images": {"type": "array",
+                                          "items": {"type": "string", "format": "binary"}}},
+            }},
+            "application/json": {"schema": {
+                "type": "object", "required": ["images"],
+                "properties": {"images": {"type": "array", "description": "H x W arrays of "
+                                          "pixel values 0..255 (28 x 28 for MNIST)",
+                                          "items": {"type": "array", "items": {
+                                              "type": "array", "items": {"type": "number"}}}}},
+            }},
+        },
+    }
+}
+
+
+def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = None) -> FastAPI:
+    """The app serving ``engine``; ``info`` is :func:`notsure.jobs.engine.run_info` of its run."""
+    limits = limits or Limits()
+    shape = tuple(engine.predictor.image_shape)
+    class_names = list(engine.predictor.class_names)
+    thresholds = engine.predictor.strategy.thresholds
+    model_doc = {**info, "backend": engine.backend,
+                 "limits": {"max_bytes": limits.max_bytes, "max_images": limits.max_images}}
+    page = resources.files("notsure.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    app = FastAPI(title="notsure", version="1",
+                  description="A classifier that answers a class or `not_sure`, with per-class "
+                              "false positive rates certified by its run.")
+
+    @app.exception_handler(NotsureError)
+    async def _bad_input(request: Request, exc: NotsureError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return _error(413, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s", request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); the server keeps running")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/api/health")
+    async def health() -> dict:
+        """Liveness: the run is loaded and answering."""
+        return {"status": "ok", "run_id": info["run_id"], "backend": engine.backend}
+
+    @app.get("/api/model")
+    async def model() -> dict:
+        """Classes, thresholds, target FPR, delta, certificates and the run id."""
+        return model_doc
+
+    @app.post("/api/predict", openapi_extra=PREDICT_BODY)
+    async def predict(
+        request: Request,
+        preprocess: str = Query("auto", pattern="^(auto|mnist|none)$",
+                                description="auto: dataset-style gray images of the model's "
+                                            "size as is, anything else MNIST-preprocessed"),
+        include_input: bool = Query(False, description="return the pixels the model saw"),
+    ) -> dict:
+        """Label each image with a class or `not_sure`, with the reason, the candidate class,
+        its margin and threshold, and every class's score. Send PNG/JPEG files as
+        multipart/form-data, or JSON `{"images": [...]}`."""
+        names, raw = await _read_images(request, limits, shape, preprocess)
+        x, decisions = await run_in_threadpool(_decide, engine, raw, names, preprocess)
+        reasons = reasons_of(decisions)
+        labels = engine.predictor.labels_of(decisions.prediction)
+        out = []
+        for i, name in enumerate(names):
+            c = int(decisions.candidate[i])
+            item = {
+                "name": name,
+                "label": labels[i],
+                "reason": reasons[i],
+                "candidate": class_names[c],
+                "margin": float(decisions.margins[i, c]),
+                "threshold": float(thresholds[c]),
+                "scores": {n: float(v) for n, v in zip(class_names, decisions.margins[i],
+                                                       strict=True)},
+            }
+            if include_input:
+                item["input"] = x[i].tolist()
+            out.append(item)
+        return {"run_id": info["run_id"], "predictions": out}
+
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
+    return app
+
+
+async def _read_images(request: Request, limits: Limits, shape: tuple[int, int],
+                       preprocess: str) -> tuple[list[str], list]:
+    """Names and decoded-or-parsed images of a request, in order."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        body = await request.body()
+        if not body:
+            raise HTTPException(400, "empty request body; send JSON {\"images\": [...]}")
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HTTPException(400, f"the body is not valid JSON ({exc})") from exc
+        images = json_images(doc, shape, limits.max_images, any_shape=preprocess == "mnist")
+        return [f"images[{i}]" for i in range(len(images))], images
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=limits.max_images, max_fields=limits.max_images)
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not files:
+            raise HTTPException(400, "no image files in the multipart body; attach PNG or JPEG "
+                                     "files (any field name)")
+        datas = [await f.read() for f in files]
+        return [f.filename or f"file{i}" for i, f in enumerate(files)], datas
+    if not kind:
+        raise HTTPException(415, "no Content-Type; send multipart/form-data images or "
+                                 "application/json {\"images\": [...]}")
+    raise HTTPException(415, f"Content-Type {kind} is not accepted; send multipart/form-data "
+                             "images or application/json {\"images\": [...]}")
+
+
+def _decide(engine: Engine, raw: list, names: list[str],
+            preprocess: str) -> tuple[np.ndarray, Decisions]:
+    """Decode (bytes), bring every image to the model's input form ``(N, H, W)`` uint8 and
+    decide; one worker-thread hop per request."""
+    shape = tuple(engine.predictor.image_shape)
+    x = []
+    for name, item in zip(names, raw, strict=True):
+        image = decode_image(item, name) if isinstance(item, bytes) else item
+        x.append(to_model_input(image, shape, preprocess, name))
+    x = np.stack(x)
+    return x, engine.predict(x)

@@ -1,0 +1,75 @@
+"""Both back ends decide alike; `notsure export` writes a graph and a rule that reproduce them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from notsure import NOT_SURE
+from notsure.cli.main import main
+from notsure.data.idx import read_idx
+from notsure.errors import ConfigError
+from notsure.jobs.engine import Engine, resolve_backend
+
+pytest.importorskip("onnxruntime")
+
+
+def assert_same_decisions(a, b, tol: float = 1e-3) -> None:
+    """Equal decisions, except where a margin sits within ``tol`` of its threshold (float
+    rounding differs between the back ends; such ties are counted, not hidden)."""
+    np.testing.assert_allclose(a.mean_logits, b.mean_logits, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(a.routes, b.routes)
+    close = np.abs(a.confidence) < tol
+    differ = a.prediction != b.prediction
+    assert not np.any(differ & ~close), int(np.sum(differ & ~close))
+
+
+def test_backends_decide_alike(tiny_run, tiny_images):
+    x, _ = tiny_images
+    onnx = Engine.load(tiny_run, "onnx").predict(x)
+    torch = Engine.load(tiny_run, "torch").predict(x)
+    assert_same_decisions(onnx, torch)
+    assert np.any(onnx.prediction != NOT_SURE)
+    assert resolve_backend("auto") == "onnx"
+    with pytest.raises(ConfigError, match="backend"):
+        resolve_backend("tpu")
+
+
+def test_export_writes_a_graph_and_rule_that_reproduce_the_decisions(tiny_run, tiny_images,
+                                                                     tmp_path):
+    import onnxruntime as ort
+
+    x, _ = tiny_images
+    assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "decision.json").read_text())
+    session = ort.InferenceSession(str(tmp_path / doc["model"]))
+    logits = session.run([doc["output"]["name"]], {doc["input"]["name"]: x.astype(np.float32)})[0]
+    # decision.json's rule, written out here in numpy from its text
+    z = logits.astype(np.float64)
+    top2 = np.sort(z, axis=-1)[..., -2:]
+    best_other = np.where(z == top2[..., 1:], top2[..., :1], top2[..., 1:])
+    score = (z - best_other).min(axis=0)
+    candidate = z.mean(axis=0).argmax(axis=1)
+    thresholds = np.array(doc["thresholds"])
+    passed = score[np.arange(len(x)), candidate] > thresholds[candidate]
+    want = Engine.load(tiny_run, "torch").predict(x)
+    close = np.abs(want.confidence) < 1e-3
+    got = np.where(passed, candidate, NOT_SURE)
+    assert not np.any((got != want.prediction) & ~close)
+    assert doc["class_names"] == ["h", "v", "sq"] and doc["max_logit_gap_vs_torch"] < 1e-3
+
+
+@pytest.mark.slow
+def test_backends_decide_alike_on_mnist_test_images(mnist_dir):
+    """On the 10,000 MNIST test images with a real run: ``NOTSURE_TEST_RUN=<run folder>``."""
+    run = os.environ.get("NOTSURE_TEST_RUN")
+    if not run or not (Path(run) / "predictor.json").is_file():
+        pytest.skip("set NOTSURE_TEST_RUN to a `notsure selective` MNIST run folder")
+    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    onnx = Engine.load(run, "onnx").predict(x)
+    torch = Engine.load(run, "torch").predict(x)
+    assert_same_decisions(onnx, torch)
