@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="scoring back end (auto: ONNX Runtime where installed, else torch)")
-    p.add_argument("--max-bytes", type=int, default=8 * 1024 * 1024,
+    p.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
                    help="largest request body in bytes (default 8 MiB)")
-    p.add_argument("--max-images", type=int, default=256,
+    p.add_argument("--max-request-images", type=int, default=256,
                    help="most images in one request (default 256)")
     p.set_defaults(func=_serve)
 
@@ -33,12 +33,12 @@ def _serve(args: argparse.Namespace) -> int:
     if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "multipart")):
         raise ConfigError("notsure serve needs fastapi, uvicorn and python-multipart: "
                           "pip install 'notsure[serve]'")
-    if args.max_bytes < 1024 or args.max_images < 1:
-        raise ConfigError("--max-bytes must be >= 1024 and --max-images >= 1")
+    if args.max_request_bytes < 1024 or args.max_request_images < 1:
+        raise ConfigError("--max-request-bytes must be >= 1024 and --max-request-images >= 1")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected 0..65535")
     from notsure.serve.server import serve
 
     serve(args.run_dir, host=args.host, port=args.port, backend=args.backend,
-          max_bytes=args.max_bytes, max_images=args.max_images, quiet=args.quiet)
+          max_bytes=args.max_request_bytes, max_images=args.max_request_images, quiet=args.quiet)
     return 0

@@ -27,7 +27,8 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
         raise ConfigError(f"--format {format!r}: expected one of {FORMATS}")
     if not onnx_available():
         raise ConfigError("export needs onnx and onnxruntime: pip install 'notsure[serve]'")
-    from notsure.models.onnx_export import INPUT, OUTPUT, OnnxEnsemble, ensemble_to_onnx
+    from notsure.decisions import RULE_TEXT
+    from notsure.models.onnx_export import FEATURES, INPUT, OUTPUT, OnnxEnsemble, ensemble_to_onnx
     from notsure.models.predict import predict_logits
 
     predictor = SelectivePredictor.load(run_dir)
@@ -51,9 +52,21 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
         "output": {"name": OUTPUT, "shape": [len(predictor.models), "N",
                                              len(predictor.class_names)],
                    "dtype": "float32", "meaning": "every member's logits"},
-        "rule": ("margin[k,n,c] = logits[k,n,c] - max_{j!=c} logits[k,n,j]; "
-                 "score[n,c] = min_k margin[k,n,c]; candidate[n] = argmax_c mean_k logits[k,n,c]; "
-                 "answer candidate if score[n,candidate] > thresholds[candidate] else not_sure"),
+        "features": {"name": FEATURES, "meaning": "every member's penultimate features (K, N, F),"
+                                                 " what the out-of-distribution guard scores"},
+        "rule": predictor.rule,
+        "rule_text": RULE_TEXT[predictor.rule] + (
+            "; margin of class c = z_c - max_{j!=c} z_j; answer the candidate if its score "
+            "> thresholds[candidate] else not_sure"),
+        "n_folds": predictor.n_folds,
+        "members_per_fold": predictor.members,
+        "route": ("fold = little-endian uint32 of the BLAKE2b (4-byte digest) of the image's "
+                  "uint8 pixels in C order, modulo n_folds; members are fold-major"),
+        "guard": None if predictor.guard is None else {
+            **predictor.guard.to_dict(),
+            "rule": "score = mean over the answering fold's members of the Mahalanobis distance "
+                    "of its features to the nearest class mean; not_sure (out_of_distribution) "
+                    "if score > threshold, checked before the class thresholds"},
         "class_names": list(predictor.class_names),
         "thresholds": [float(t) for t in predictor.strategy.thresholds],
         "max_logit_gap_vs_torch": gap,

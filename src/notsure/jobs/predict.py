@@ -13,7 +13,7 @@ import numpy as np
 from notsure import NOT_SURE
 from notsure.data.csv_files import iter_pixel_table, square_images
 from notsure.data.idx import iter_idx, open_stream, part_name, read_header, read_idx
-from notsure.data.images import read_raw_images, to_training_form
+from notsure.data.images import input_kind, read_raw_images, to_training_form
 from notsure.data.load import check_same_length, detect_format, labels_partner, to_pixels
 from notsure.data.npy_files import iter_npy_images
 from notsure.errors import DataError
@@ -108,9 +108,10 @@ def iter_images(path: str | Path, format: str | None = None, rows: int = CHUNK_I
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    if path.is_file() and format in (None, "idx", "csv"):
-        if format is None and path.suffix == ".npy" and scale is None and _integer_npy(path):
+    if path.is_file() and format is None and path.suffix.lower() == ".npy":
+        if scale is None and _integer_npy(path):
             return _npy_chunks(path, rows)
+    elif path.is_file() and format in (None, "idx", "csv") and input_kind(path) != "image":
         found = format or detect_format(path)
         if found == "idx":
             return _idx_chunks(path, rows)
