@@ -20,6 +20,7 @@ def subcommands(parser: argparse.ArgumentParser, prefix: str = ""):
         yield prefix.strip(), parser
 
 
+@pytest.mark.slow  # imports every job module to read its defaults
 def test_help_shows_every_default_taken_from_the_config_dataclass():
     shown = 0
     for name, parser in subcommands(build_parser()):
@@ -78,7 +79,7 @@ def test_a_too_large_test_split_names_the_flag_not_a_python_argument(tmp_path, c
              y_train=np.repeat([0, 1, 2], 20))
     out = tmp_path / "run"
     assert main(["selective", "--data", str(data), "--quick", "--test-per-class", "30",
-                 "--out", str(out)]) == 2
+                 "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--test-per-class: 30 test samples per class leave no training sample" in err
     assert "lower --test-per-class to at most 19" in err

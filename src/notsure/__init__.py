@@ -24,7 +24,6 @@ _LAZY = {
     "NeymanPearsonThresholds": "notsure.decisions.thresholds",
     "min_negatives": "notsure.decisions.neyman_pearson",
     "SelectiveClassifier": "notsure.estimators",
-    "load_selective": "notsure.estimators",
     "CNNClassifier": "notsure.models.estimator",
 }
 

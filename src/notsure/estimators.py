@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -58,7 +58,8 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
     (except with probability at most ``delta`` over the calibration data).
 
     ``fit(X, y)`` cross-fits ``cv`` clones of ``estimator`` (``StratifiedKFold`` with shuffling
-    by ``random_state``); the members' out-of-fold scores calibrate the thresholds. Scores are
+    by ``random_state``; ``fit(X, y, groups)`` keeps groups whole); the members' out-of-fold
+    scores calibrate the thresholds. Scores are
     log-probabilities from ``predict_proba``, or ``decision_function`` values for estimators
     without it. A class with fewer than ``cv`` samples is missing from some members' training
     data; those members never vote for it, so it is answered less often, never more.
@@ -83,8 +84,13 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.not_sure = not_sure
 
-    def fit(self, X: Any, y: Any) -> SelectiveClassifier:
-        """Cross-fit the members and calibrate the thresholds on their out-of-fold scores."""
+    def fit(self, X: Any, y: Any, groups: Any = None) -> SelectiveClassifier:
+        """Cross-fit the members and calibrate the thresholds on their out-of-fold scores.
+
+        ``groups`` (e.g. subject ids) keeps each group's samples in one fold
+        (``StratifiedGroupKFold``): samples of one group are alike, so scoring one with a member
+        that trained on another would make the calibration scores optimistic.
+        """
         min_negatives(self.target_fpr, self.delta)  # ConfigError naming a rate out of range
         if isinstance(self.cv, bool) or not isinstance(self.cv, (int, np.integer)) \
                 or self.cv < 2:
@@ -106,9 +112,15 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
                             "not_sure; pass not_sure= a value that is not a class label")
         self.response_ = ("predict_proba" if hasattr(self.estimator, "predict_proba")
                           else "decision_function")
-        folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        if groups is None:
+            folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        else:
+            groups = column_or_1d(groups)
+            if len(groups) != len(y_idx):
+                raise DataError(f"groups: {len(groups)} values for {len(y_idx)} samples")
+            folds = StratifiedGroupKFold(self.cv, shuffle=True, random_state=self.random_state)
         members, oof = [], np.empty((len(y_idx), len(self.classes_)))
-        for train, held in folds.split(np.zeros(len(y_idx)), y_idx):
+        for train, held in folds.split(np.zeros(len(y_idx)), y_idx, groups):
             model = clone(self.estimator).fit(X[train], y_idx[train])
             oof[held] = self._scores(model, X[held])
             members.append(model)

@@ -164,3 +164,25 @@ class Stranger(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, x):
         return -((x[:, None, :] - self.means_[None]) ** 2).sum(axis=2)
+
+
+def test_groups_stay_in_one_fold():
+    """With groups, no member scores a sample whose group it trained on."""
+    rng = np.random.default_rng(6)
+    x, y = gaussian_classes(120, rng)
+    groups = np.arange(len(y)) // 4  # four samples per group, all of one class
+    seen = []
+
+    class Recorder(LogisticRegression):
+        def fit(self, x_fit, y_fit):
+            seen.append({tuple(row) for row in np.round(x_fit, 12)})
+            return super().fit(x_fit, y_fit)
+
+    SelectiveClassifier(Recorder(), target_fpr=0.05, cv=3, random_state=0).fit(x, y, groups)
+    assert len(seen) == 3
+    for trained in seen:
+        held_groups = {g for g, row in zip(groups, np.round(x, 12), strict=True)
+                       if tuple(row) not in trained}
+        in_training = {g for g, row in zip(groups, np.round(x, 12), strict=True)
+                       if tuple(row) in trained}
+        assert not held_groups & in_training

@@ -355,6 +355,7 @@ def test_balanced_resample_evens_out_classes():
     assert np.allclose(share, 1 / 3, atol=0.05)
 
 
+@pytest.mark.slow
 def test_terminal_and_report_state_the_same_cnn_training_size(letters, tmp_path, capsys):
     """A quick CNN trains on a capped subsample; the terminal used to print the uncapped count."""
     with pytest.MonkeyPatch.context() as mp:

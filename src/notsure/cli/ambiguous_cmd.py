@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
-from notsure.cli.options import add_folds_option, add_option, given
+from notsure.cli.options import add_folds_option, add_option, add_seed_option, given
 
 _CONFIG = "notsure.jobs.ambiguous:AmbiguousConfig."
 
@@ -31,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="without --run: image dataset to cross-fit on (default MNIST)")
     p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--out", help="run folder (default runs/ambiguous-<timestamp>)")
-    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
-               help="the one seed of every random choice")
+    add_seed_option(p, _CONFIG[:-1])
     add_folds_option(p, _CONFIG + "folds", "cross-fitting folds without --run")
     p.add_argument("--quick", action="store_true", help="quick CNN preset when cross-fitting")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")

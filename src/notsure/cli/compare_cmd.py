@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
-from notsure.cli.options import add_data_option, add_folds_option, add_option, data_path, given
+from notsure.cli.options import (
+    add_data_option,
+    add_folds_option,
+    add_option,
+    add_seed_option,
+    data_path,
+    given,
+)
 
 _CONFIG = "notsure.jobs.compare:CompareConfig."
 
@@ -27,8 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--labels", metavar="FILE", help="labels file of a headerless CSV or IDX file")
     p.add_argument("--out", help="run folder (default runs/compare-<timestamp>)")
-    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
-               help="the one seed of every random choice")
+    add_seed_option(p, _CONFIG[:-1])
     p.add_argument("--models", type=_names,
                    help=f"comma-separated subset of: {_MODEL_NAMES} (default: all; CNNs "
                         "only for images)")

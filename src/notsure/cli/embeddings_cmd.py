@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
-from notsure.cli.options import add_data_option, add_folds_option, add_option, data_path, given
+from notsure.cli.options import (
+    add_data_option,
+    add_folds_option,
+    add_option,
+    add_seed_option,
+    data_path,
+    given,
+)
 
 _CONFIG = "notsure.jobs.embeddings:EmbeddingsConfig."
 
@@ -21,8 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_option(p, "the embeddings pickle (default: "
                        "$NOTSURE_DATA_DIR/syndromes/mini_gm_public_v0.1.p)")
     p.add_argument("--out", help="run folder (default runs/embeddings-<timestamp>)")
-    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
-               help="the one seed of every random choice")
+    add_seed_option(p, _CONFIG[:-1])
     add_folds_option(p, _CONFIG + "n_folds", "outer cross-validation folds")
     add_option(p, "--inner-folds", type=int, default_from=_CONFIG + "inner_folds",
                help="inner folds that choose k (and C) inside each training part")

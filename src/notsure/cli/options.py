@@ -89,6 +89,12 @@ def add_data_option(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("path", nargs="?", metavar="PATH", help=argparse.SUPPRESS)
 
 
+def add_seed_option(parser: argparse.ArgumentParser, config: str) -> None:
+    """``--seed N``: the one seed of every random choice of a job (``config``: "module:Class")."""
+    add_option(parser, "--seed", type=int, metavar="N", default_from=f"{config}.seed",
+               help="the one seed of every random choice")
+
+
 def add_folds_option(parser: argparse.ArgumentParser, default_from: str, help: str,
                      old: str | None = None) -> None:
     """``--folds N``, the one name for cross-validation or cross-fitting folds; ``old`` (e.g.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.main import common_options
-from notsure.cli.options import add_folds_option, add_option, given
+from notsure.cli.options import add_folds_option, add_option, add_seed_option, given
 
 _CONFIG = "notsure.jobs.selective:SelectiveConfig."
 
@@ -21,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "default: MNIST in $NOTSURE_DATA_DIR (downloaded if missing)")
     p.add_argument("--format", help="format of --data if detection is not enough")
     p.add_argument("--out", help="run folder (default runs/selective-<timestamp>)")
-    add_option(p, "--seed", type=int, default_from=_CONFIG + "seed",
-               help="the one seed of every random choice")
+    add_seed_option(p, _CONFIG[:-1])
     add_option(p, "--test-per-class", type=int, default_from=_CONFIG + "test_per_class",
                help="test images per class")
     add_folds_option(p, _CONFIG + "folds", "cross-fitting folds")

@@ -241,7 +241,7 @@ def stratified_test_split(y: np.ndarray, per_class: int, seed: int, *,
             break
         if not allow_small:
             detail, fits = _too_small(labels, counts, most, short, per_class, gi)
-            raise TooFewForTest(detail, fits)
+            raise TooFewForTest(detail, fits, per_class)
         small |= short
     want = np.where(small, 0, per_class)
     held = _holdout(yi, gi, pool, want, rng)
@@ -251,7 +251,7 @@ def stratified_test_split(y: np.ndarray, per_class: int, seed: int, *,
         raise TooFewForTest(
             f"class {_label(labels, c)!r}: only {got[c]} of {per_class} test samples per class "
             "could be taken without splitting a group or emptying another class's training part",
-            int(got[c]))
+            int(got[c]), per_class)
     return Split(train=np.flatnonzero(~held), test=np.flatnonzero(held),
                  not_evaluable=_counts_of(labels, yi, small))
 
@@ -274,11 +274,11 @@ class TooFewForTest(ConfigError):
     (0: none). The message adds the Python remedy; a command line words its own with its flags.
     """
 
-    def __init__(self, detail: str, fits: int) -> None:
+    def __init__(self, detail: str, fits: int, per_class: int) -> None:
         self.detail, self.fits = detail, fits
         lower = f"lower per_class to at most {fits}, or pass" if fits else "pass"
-        super().__init__(f"{detail}; {lower} allow_small=True to keep such classes wholly in "
-                         "training (reported not evaluable)")
+        super().__init__(f"per_class={per_class}: {detail}; {lower} allow_small=True to keep "
+                         "such classes wholly in training (reported not evaluable)")
 
 
 def stratified_fraction_split(y: np.ndarray, test_fraction: float, seed: int, *,
