@@ -160,7 +160,7 @@ def run_predict(config: PredictConfig) -> Path:
     image; return the CSV path. Reads, scores and writes a chunk at a time (flat memory); the
     file appears, whole, only when every image is done."""
     predictor = SelectivePredictor.load(config.run_dir)
-    images = iter_images(config.input, config.format)
+    images = iter_images(config.input, config.format, CHUNK_IMAGES)
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
     n_images = n_not_sure = 0
     seconds = 0.0
