@@ -59,7 +59,7 @@ def tiny_run(tmp_path_factory) -> Path:
     config = CNNConfig(stages=((2,),), threads=1, precision="fp32")
     predictor = SelectivePredictor(
         models=[build_model(config, 3) for _ in range(2)],
-        strategy=ThresholdStrategy(np.array([0.05, 0.0, 0.1])),
+        strategy=ThresholdStrategy(np.array([-1.0, -1.0, 1.0])),  # 2 is never answered
         class_names=("0", "1", "2"), image_shape=(28, 28), precision="fp32")
     with RunFolder("selective", tmp_path_factory.mktemp("runs") / "tiny", argv=[]) as run:
         predictor.save(run, [config, config], meta={})
