@@ -13,6 +13,7 @@ import functools
 import io
 import math
 import pickle
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def safe_unpickle(path: Path) -> Any:
         raise DataError(f"{path}: ran out of memory unpickling it; the file is corrupt or holds "
                         "more than this machine can load") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
-            AttributeError, KeyError, OverflowError, RecursionError) as exc:
+            AttributeError, KeyError, OverflowError, RecursionError, struct.error) as exc:
         raise DataError(f"{path}: not a readable pickle, truncated or corrupt "
                         f"({type(exc).__name__}: {exc})") from exc
 
