@@ -65,7 +65,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError,
-            NotImplementedError, RuntimeError) as exc:
+            NotImplementedError, RuntimeError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
 def load_npz(path: Path) -> Dataset:
     """The samples and labels of an ``.npz`` archive, train part first then test."""
