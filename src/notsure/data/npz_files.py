@@ -7,6 +7,7 @@ Read with ``allow_pickle=False``, so an archive cannot run code. Ids are ``"trai
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -65,7 +66,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError,
-            NotImplementedError, RuntimeError, SyntaxError) as exc:
+            NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError) as exc:
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
 def load_npz(path: Path) -> Dataset:
     """The samples and labels of an ``.npz`` archive, train part first then test."""
