@@ -41,3 +41,27 @@ def mnist_dir(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def syndromes_pickle(data_dir: Path) -> Path:
     return data_dir / "syndromes" / "mini_gm_public_v0.1.p"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished selective run folder whose two members are tiny untrained CNNs (one 2-channel
+    convolution): scoring costs next to nothing, for tests of how ``predict`` reads and writes."""
+    import numpy as np
+    import torch
+
+    from notsure.decisions import ThresholdStrategy
+    from notsure.io.run_folder import RunFolder
+    from notsure.jobs.predictor import SelectivePredictor
+    from notsure.models.cnn import CNNConfig, build_model
+
+    torch.manual_seed(0)
+    config = CNNConfig(stages=((2,),), threads=1, precision="fp32")
+    predictor = SelectivePredictor(
+        models=[build_model(config, 3) for _ in range(2)],
+        strategy=ThresholdStrategy(np.array([-1.0, -1.0, 1.0])),  # 2 is never answered
+        class_names=("0", "1", "2"), image_shape=(28, 28), precision="fp32")
+    with RunFolder("selective", tmp_path_factory.mktemp("runs") / "tiny", argv=[]) as run:
+        predictor.save(run, [config, config], meta={})
+        run.finish()
+    return run.path

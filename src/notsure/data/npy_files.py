@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def iter_npy_images(path: Path, rows: int) -> Iterator[np.ndarray]:
             read = (npy_format.read_array_header_1_0 if version == (1, 0)
                     else npy_format.read_array_header_2_0)
             shape, fortran, dtype = read(fh)
-        except ValueError as exc:
+        except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # header: a Python literal
             raise DataError(f"{path}: not a plain NumPy array file ({exc})") from None
         if len(shape) != 3 or dtype.hasobject or dtype.kind not in "biuf":
             raise DataError(f"{path}: expected images of shape (N, H, W) with numeric pixels, "

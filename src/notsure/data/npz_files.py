@@ -7,6 +7,7 @@ Read with ``allow_pickle=False``, so an archive cannot run code. Ids are ``"trai
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -67,7 +68,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError,
-            NotImplementedError, RuntimeError) as exc:
+            NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError) as exc:
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
 
 

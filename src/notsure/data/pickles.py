@@ -13,6 +13,7 @@ import functools
 import io
 import math
 import pickle
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,16 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 ARRAY_KINDS = "biufcSU"
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that resolves only :data:`ALLOWED_GLOBALS` (data, never code).
 
     NumPy arrays are checked before they are built: the dtype must hold plain values and the
-    claimed size fit both the pickle (its data must come from the file) and the limits.
+    claimed size fit both the pickle (its data must come from the file) and the limits. The
+    Python implementation of the unpickler is used because its BUILD step can be checked too:
+    NumPy's own ``__setstate__`` crashes the process on some malformed dtype states.
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: io.BufferedIOBase, source: str, size: int) -> None:
         super().__init__(file, encoding="latin1")  # Python 2 str payloads of NumPy arrays
@@ -105,6 +110,40 @@ class RestrictedUnpickler(pickle.Unpickler):
             return functools.partial(self._array, found)
         return found
 
+    def load_build(self) -> None:
+        """BUILD: set a dtype's or an array's state, only when it has the layout NumPy writes."""
+        inst, state = self.stack[-2], self.stack[-1]
+        if isinstance(inst, np.dtype):
+            ok = (isinstance(state, tuple) and len(state) == 8 and state[0] == 3
+                  and state[1] in ("<", ">", "|", "=") and state[2:5] == (None, None, None)
+                  and all(type(v) is int for v in state[5:]))
+        elif isinstance(inst, np.ndarray):
+            ok = (isinstance(state, tuple) and len(state) == 5 and state[0] == 1
+                  and isinstance(state[1], tuple) and all(type(d) is int for d in state[1])
+                  and isinstance(state[2], np.dtype) and isinstance(state[4], (bytes, str)))
+            if ok:
+                self._check_size(state[1], state[2])
+        else:
+            ok = False
+        if not ok:
+            raise DataError(f"{self.source}: a pickled {type(inst).__name__} has a malformed "
+                            "state; the file is corrupt or tampered with")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def _check_size(self, shape: Any, dtype: Any) -> None:
+        """An array of ``shape`` and ``dtype`` must fit the limits and the file's own size."""
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise DataError(f"{self.source}: a pickled array has the invalid shape {shape!r}")
+        n_bytes = math.prod(dims) * self._dtype(dtype).itemsize
+        check_bytes(self.source, n_bytes, f"an array of shape {dims}")
+        if n_bytes > self.size:
+            raise DataError(f"{self.source}: claims an array of shape {dims} ({n_bytes:,} bytes) "
+                            f"but the file holds only {self.size:,} bytes; it is corrupt or "
+                            "tampered with")
+
     def _dtype(self, *args: Any) -> np.dtype:
         dtype = np.dtype(*args)
         if dtype.kind not in ARRAY_KINDS or dtype.hasobject or dtype.itemsize == 0:
@@ -119,15 +158,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         else:  # _reconstruct(cls, shape, dtype): cls is always ndarray
             args = (np.ndarray, *args[1:])
             shape, dtype = args[1], args[2]
-        dims = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not all(isinstance(d, int) and d >= 0 for d in dims):
-            raise DataError(f"{self.source}: a pickled array has the invalid shape {shape!r}")
-        n_bytes = math.prod(dims) * self._dtype(dtype).itemsize
-        check_bytes(self.source, n_bytes, f"an array of shape {dims}")
-        if n_bytes > self.size:
-            raise DataError(f"{self.source}: claims an array of shape {dims} ({n_bytes:,} bytes) "
-                            f"but the file holds only {self.size:,} bytes; it is corrupt or "
-                            "tampered with")
+        self._check_size(shape, dtype)
         return build(*args)
 
 
@@ -144,7 +175,7 @@ def safe_unpickle(path: Path) -> Any:
         raise DataError(f"{path}: ran out of memory unpickling it; the file is corrupt or holds "
                         "more than this machine can load") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
-            AttributeError, KeyError, OverflowError, RecursionError) as exc:
+            AttributeError, KeyError, OverflowError, RecursionError, struct.error) as exc:
         raise DataError(f"{path}: not a readable pickle, truncated or corrupt "
                         f"({type(exc).__name__}: {exc})") from exc
 

@@ -151,7 +151,7 @@ def run_predict(config: PredictConfig) -> Path:
     every image is done."""
     engine = Engine.load(config.run_dir, config.backend)
     predictor = engine.predictor
-    images = iter_images(config.input, config.format, scale=config.scale)
+    images = iter_images(config.input, config.format, CHUNK_IMAGES, scale=config.scale)
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
     n_images = n_not_sure = n_ood = n_done = 0
     seconds = 0.0
