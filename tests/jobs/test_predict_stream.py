@@ -58,7 +58,7 @@ def test_chunked_output_is_byte_identical_to_unchunked(tiny_run, tmp_path, monke
     lines = outputs[0].decode().splitlines()
     assert len(lines) == 1001
     labelled = kind != "npy"
-    assert lines[0] == "id,prediction,margin_above_threshold" + (",label,correct" * labelled)
+    assert lines[0] == "id,prediction,reason,margin_above_threshold" + (",label,correct" * labelled)
     assert {line.split(",")[1] for line in lines[1:]} <= {"0", "1", "2", "not_sure"}
 
 
@@ -68,13 +68,17 @@ def test_same_decisions_as_scoring_all_at_once(tiny_run, tmp_path):
 
     source = _inputs(tmp_path, 600)["npy"]
     out = tmp_path / "p.csv"
-    assert main(["predict", str(tiny_run), str(source), "--out", str(out), "--quiet"]) == 0
+    # --no-preprocess: these random images would otherwise partly count as light-background
+    # drawings and be inverted first (the predictor here sees the raw arrays).
+    assert main(["predict", str(tiny_run), str(source), "--out", str(out), "--quiet",
+                 "--no-preprocess"]) == 0
     decisions = SelectivePredictor.load(tiny_run).predict(np.load(source))
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
     names = np.array(["0", "1", "2", "not_sure"])
     assert [r[1] for r in rows] == names[np.where(decisions.prediction < 0, 3,
                                                   decisions.prediction)].tolist()
-    np.testing.assert_allclose([float(r[2]) for r in rows], decisions.confidence, atol=6e-5)
+    assert [r[2] for r in rows] == decisions.reason.tolist()
+    np.testing.assert_allclose([float(r[3]) for r in rows], decisions.confidence, atol=6e-5)
 
 
 def test_a_bad_row_late_in_the_file_leaves_no_output(tiny_run, tmp_path, monkeypatch, capsys):
