@@ -214,7 +214,8 @@ def test_repeated_references_are_sized_before_numpy_builds_them(tmp_path) -> Non
 
 def test_gzip_payload_beyond_max_bytes_is_refused_before_decompressing(tmp_path) -> None:
     path = gzip_of_zeros_idx(tmp_path / "z-images-idx3-ubyte.gz", 2000)
-    (tmp_path / "z-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 2000) + bytes(2000))
+    with gzip.open(tmp_path / "z-labels-idx1-ubyte.gz", "wb") as fh:  # the images' partner name
+        fh.write(struct.pack(">II", 0x801, 2000) + bytes(2000))
     with use_limits(Limits(max_bytes=1_000_000)):
         with pytest.raises(DataError, match=r"the IDX payload would take 1\.5 MiB decoded, over "
                                             r"the limit of 976\.6 KiB"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tokenize
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -87,8 +88,9 @@ def read_npy(path: Path, scale: float | None) -> np.ndarray:
     """
     try:
         x = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise DataError(f"{path}: not a plain NumPy array of numbers ({exc})") from exc
+    except (ValueError, SyntaxError, tokenize.TokenError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a plain NumPy array of numbers "
+                        f"({type(exc).__name__}: {exc})") from None
     if x.ndim == 2 and x.shape[1] == round(x.shape[1] ** 0.5) ** 2:
         side = round(x.shape[1] ** 0.5)
         x = x.reshape(len(x), side, side)
