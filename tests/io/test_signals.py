@@ -37,7 +37,8 @@ def test_sigterm_marks_the_run_failed_and_exits_143(tmp_path: Path) -> None:
              y=np.arange(600) % 3)
     out = tmp_path / "run"
     command = ["selective", "--data", str(data), "--out", str(out), "--quick", "--quiet",
-               "--test-per-class", "20", "--folds", "2", "--epochs", "200"]
+               "--test-per-class", "20", "--folds", "2", "--epochs", "200",
+               "--target-fpr", "0.05", "--delta", "0.2"]  # a target small data can certify
     code = f"import sys; from notsure.cli.main import main; sys.exit(main({command!r}))"
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
