@@ -188,9 +188,9 @@ def test_run_scores_come_only_from_models_that_never_saw_the_image(selective_run
     oof = scores.source == "out_of_fold"
     rows = np.flatnonzero(oof)[:20]
     for row in rows:
-        model = predictor.models[scores.scorer[row]]
-        logits = predict_logits(model, ds.x[scores.positions[row]][None],
-                                precision=predictor.precision)
+        members = predictor.fold_models(scores.scorer[row])  # the fold's ensemble
+        logits = predict_logits(members, ds.x[scores.positions[row]][None],
+                                precision=predictor.precision).mean(axis=0)
         np.testing.assert_allclose(softmax(logits[0]), scores.probs[row], atol=2e-2)
     # The k-NN opinion votes among the scorer's own training images, as scikit-learn would.
     knn = knn_opinions(ds, scores, 5, quiet=True)
