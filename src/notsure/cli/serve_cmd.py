@@ -16,14 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "POST /api/predict (PNG/JPEG uploads or JSON pixel arrays), GET /api/model, "
                     "GET /api/health; OpenAPI documentation at /docs.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="scoring back end (auto: ONNX Runtime where installed, else torch)")
     p.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
-                   help="largest request body in bytes (default 8 MiB)")
+                   help="largest request body in bytes")
     p.add_argument("--max-request-images", type=int, default=256,
-                   help="most images in one request (default 256)")
+                   help="most images in one request")
     p.set_defaults(func=_serve)
 
 
