@@ -14,6 +14,7 @@ import os
 import struct
 import tokenize
 import warnings
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,8 @@ def read_npy(path: Path, scale: float | None) -> np.ndarray:
     """
     try:
         x = np.load(path, allow_pickle=False)
-    except (ValueError, SyntaxError, tokenize.TokenError, OSError, EOFError) as exc:
+    except (ValueError, SyntaxError, tokenize.TokenError, OSError, EOFError,
+            zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a plain NumPy array of numbers "
                         f"({type(exc).__name__}: {exc})") from None
     if x.ndim == 2 and x.shape[1] == round(x.shape[1] ** 0.5) ** 2:
