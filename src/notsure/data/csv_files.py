@@ -17,7 +17,7 @@ import numpy as np
 
 from notsure.data.dataset import Dataset
 from notsure.data.limits import check_bytes, check_count
-from notsure.data.load import (
+from notsure.data.parsing import (
     check_same_length,
     make_dataset,
     numbered_ids,

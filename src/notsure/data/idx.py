@@ -20,7 +20,7 @@ import numpy as np
 from notsure.data import mnist
 from notsure.data.dataset import Dataset
 from notsure.data.limits import check_bytes, check_count, check_ratio
-from notsure.data.load import (
+from notsure.data.parsing import (
     GZIP_MAGIC,
     check_same_length,
     make_dataset,

@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from notsure.data.limits import check_pixels
-from notsure.data.load import FORMATS, detect_format, encode_labels, load, to_pixels
+from notsure.data.load import FORMATS, detect_format, load
+from notsure.data.parsing import encode_labels, to_pixels
 from notsure.data.preprocess import light_background, to_grayscale, to_mnist_form
 from notsure.errors import DataError
 

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from notsure.data.limits import check_count
-from notsure.data.load import read_head
+from notsure.data.parsing import read_head
 from notsure.errors import DataError
 
 

@@ -17,7 +17,7 @@ from numpy.lib import format as npy_format
 
 from notsure.data.dataset import Dataset
 from notsure.data.limits import check_bytes, check_ratio
-from notsure.data.load import check_same_length, make_dataset, numbered_ids, read_head
+from notsure.data.parsing import check_same_length, make_dataset, numbered_ids, read_head
 from notsure.errors import DataError
 
 #: Accepted key layouts: id prefix -> (samples key, labels key), tried in this order.

@@ -21,7 +21,7 @@ import numpy as np
 
 from notsure.data.dataset import Dataset
 from notsure.data.limits import check_bytes, check_count, current_limits
-from notsure.data.load import make_dataset, numbered_ids, read_head
+from notsure.data.parsing import make_dataset, numbered_ids, read_head
 from notsure.errors import DataError
 
 

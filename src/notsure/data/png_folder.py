@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from notsure.data.dataset import Dataset
 from notsure.data.limits import check_bytes, check_count, check_pixels
-from notsure.data.load import make_dataset
+from notsure.data.parsing import make_dataset
 from notsure.errors import DataError
 
 GRAYSCALE_MODES = ("L", "1")  # 8-bit gray; 1-bit black and white (read as 0 / 255)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from notsure.data.csv_files import ENCODING, LABEL_COLUMN, read_header, read_number_table
-from notsure.data.load import check_finite, read_head
 from notsure.data.npz_files import read_arrays
+from notsure.data.parsing import check_finite, read_head
 from notsure.errors import DataError
 
 SCORE_SUFFIXES = (".csv", ".npy", ".npz")

@@ -14,8 +14,9 @@ from notsure import NOT_SURE
 from notsure.data.csv_files import iter_pixel_table, square_images
 from notsure.data.idx import iter_idx, open_stream, part_name, read_header, read_idx
 from notsure.data.images import input_kind, read_raw_images, to_training_form
-from notsure.data.load import check_same_length, detect_format, labels_partner, to_pixels
+from notsure.data.load import detect_format
 from notsure.data.npy_files import iter_npy_images
+from notsure.data.parsing import check_same_length, labels_partner, to_pixels
 from notsure.errors import DataError
 from notsure.io.atomic import atomic_path
 from notsure.io.progress import say
