@@ -5,9 +5,10 @@ The rule is the main job's (``notsure selective``): K clones of the estimator ar
 stratified folds; each scores the fold it did not train on, and per-class Neyman-Pearson
 thresholds are calibrated on those out-of-fold scores
 (:class:`~notsure.decisions.NeymanPearsonThresholds`). The K fold models are the deployed
-ensemble: the candidate class is the arg-max of their mean log-score, answered only if *every*
-member's margin for it clears its threshold (:func:`~notsure.decisions.ensemble_margins`), so
-the ensemble's false positives are a subset of each member's and the certificate carries over.
+ensemble, decided by the main job's ``min-member`` rule (:mod:`notsure.decisions.rules`): the
+candidate class is the arg-max of their mean log-score, answered only if *every* member's margin
+for it clears its threshold, so the ensemble's false positives are a subset of each member's and
+the certificate carries over.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from notsure.decisions import (
     DEFAULT_TARGET_FPR,
     NeymanPearsonThresholds,
     ThresholdStrategy,
-    ensemble_margins,
+    deployed_scores,
     min_negatives,
 )
 from notsure.decisions.thresholds import json_labels
@@ -170,9 +171,9 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
 
     def _decide(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """(class index or NOT_SURE, ensemble mean log-scores) for every row of ``X``."""
-        scores = self._member_scores(X)
-        mean = scores.mean(axis=0)
-        return ThresholdStrategy(self.thresholds_).decide(ensemble_margins(scores), mean), mean
+        members = self._member_scores(X)
+        mean, margins = deployed_scores("min-member", members, n_folds=len(members))
+        return ThresholdStrategy(self.thresholds_).decide(margins, mean), mean
 
     def predict_index(self, X: Any) -> np.ndarray:
         """Column of ``classes_`` answered for every row, or :data:`notsure.NOT_SURE`."""

@@ -221,17 +221,23 @@ def _n_columns(path: Path, names: list[str] | None) -> int:
 
 # --- the formats ------------------------------------------------------------------------------
 
-def read_pixel_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and flat pixels of a customer CSV (``label,pixel0,...``; header optional).
-
-    The label column is the one named ``label`` in the header, else the first column.
-    """
+def _pixel_layout(path: Path) -> tuple[list[str] | None, int, int]:
+    """Header names (or None), column count and label column of a customer CSV."""
     names = read_header(path)
     n_columns = _n_columns(path, names)
     label_at = names.index(LABEL_COLUMN) if names and LABEL_COLUMN in names else 0
     if n_columns < 2:
         raise DataError(f"{path}: expected a label column and pixel columns, got {n_columns} "
                         "column(s)")
+    return names, n_columns, label_at
+
+
+def read_pixel_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and flat pixels of a customer CSV (``label,pixel0,...``; header optional).
+
+    The label column is the one named ``label`` in the header, else the first column.
+    """
+    names, n_columns, label_at = _pixel_layout(path)
     # int16 holds every pixel and typical labels in a quarter of int64's memory
     table = read_table(path, names, pixel_rules(n_columns, label_at), (np.int16,))
     return table[:, label_at].astype(np.int64), np.delete(table, label_at, axis=1).astype(np.uint8)
@@ -265,12 +271,7 @@ def _block_table(path: Path, names: list[str] | None, block: list[tuple[int, str
 def iter_pixel_table(path: Path, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """:func:`read_pixel_table` in blocks of ``rows`` lines, for files of any size: labels and
     flat pixels of each block, with the same checks and messages."""
-    names = read_header(path)
-    n_columns = _n_columns(path, names)
-    label_at = names.index(LABEL_COLUMN) if names and LABEL_COLUMN in names else 0
-    if n_columns < 2:
-        raise DataError(f"{path}: expected a label column and pixel columns, got {n_columns} "
-                        "column(s)")
+    names, n_columns, label_at = _pixel_layout(path)
     rules = pixel_rules(n_columns, label_at)
     total = 0
     with open(path, encoding=ENCODING) as fh:

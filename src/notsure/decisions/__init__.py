@@ -9,6 +9,7 @@ from notsure.decisions.neyman_pearson import (
     allowed_exceedances,
     allowed_exceedances_for_test,
     certifiable_fpr,
+    certificate_rows,
     choose_thresholds,
     criterion_pass_probability,
     min_negatives,
@@ -21,7 +22,14 @@ from notsure.decisions.rules import (
     check_rule,
     deployed_scores,
 )
-from notsure.decisions.scores import ensemble_margins, fold_mean_logits, logit_margins, route
+from notsure.decisions.scores import (
+    confidence_scores,
+    ensemble_margins,
+    fold_mean_logits,
+    logit_margins,
+    route,
+    score_kinds,
+)
 from notsure.decisions.strategy import ThresholdStrategy
 from notsure.decisions.thresholds import NeymanPearsonThresholds, score_margins
 
@@ -44,6 +52,9 @@ __all__ = [
     "ThresholdStrategy",
     "allowed_exceedances",
     "certifiable_fpr",
+    "certificate_rows",
+    "confidence_scores",
+    "score_kinds",
     "choose_thresholds",
     "ensemble_margins",
     "logit_margins",

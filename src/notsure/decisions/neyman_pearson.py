@@ -137,6 +137,24 @@ class ClassCertificate:
         return asdict(self)
 
 
+def certificate_rows(certificates: Sequence[ClassCertificate], class_names: Sequence
+                     ) -> list[dict]:
+    """One table row per class: counts, threshold, the guarantee and whether it is certified;
+    the test-pass probability where it was computed."""
+    rows = []
+    for c in certificates:
+        row = {"class": class_names[c.label], "negatives": c.n_negatives,
+               "positives": c.n_positives, "allowed_fp": c.allowed_exceedances,
+               "calibration_fp": c.calibration_fp, "threshold": c.threshold,
+               "P(FPR>target)<=": c.violation_bound}
+        if c.test_pass_probability is not None:
+            row["P(test FPR<=target)"] = c.test_pass_probability
+        row.update({"certified": "yes" if c.certified else "NO",
+                    "certifiable_fpr": c.certifiable_fpr, "calibration_tpr": c.calibration_tpr})
+        rows.append(row)
+    return rows
+
+
 MEANINGS = ("rate", "test")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from notsure.decisions.scores import fold_mean_logits, logit_margins
+from notsure.decisions.scores import ensemble_margins, fold_mean_logits, logit_margins
 from notsure.errors import ConfigError
 
 RULES = ("routed", "min-fold", "min-member")
@@ -66,4 +66,4 @@ def deployed_scores(rule: str, member_logits: np.ndarray, n_folds: int,
     mean = z.mean(axis=0)
     if rule == "min-fold":
         return mean, logit_margins(fold_mean_logits(z, n_folds)).min(axis=0)
-    return mean, logit_margins(z).min(axis=0)
+    return mean, ensemble_margins(z)

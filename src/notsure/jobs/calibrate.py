@@ -19,8 +19,8 @@ from notsure.data.scores import read_labels, read_scores
 from notsure.decisions import (
     DEFAULT_DELTA,
     DEFAULT_TARGET_FPR,
-    ClassCertificate,
     NeymanPearsonThresholds,
+    certificate_rows,
     min_negatives,
 )
 from notsure.decisions.thresholds import SCORE_KINDS
@@ -56,17 +56,6 @@ class CalibrateConfig:
             raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
         if self.kind not in SCORE_KINDS:
             raise ConfigError(f"--kind must be one of {', '.join(SCORE_KINDS)}, got {self.kind!r}")
-
-
-def certificate_rows(certificates: list[ClassCertificate], classes: tuple) -> list[dict]:
-    """One row per class: counts, threshold, the guarantee, and whether it is certified."""
-    return [{
-        "class": classes[c.label], "negatives": c.n_negatives, "positives": c.n_positives,
-        "allowed_fp": c.allowed_exceedances, "calibration_fp": c.calibration_fp,
-        "threshold": c.threshold, "P(FPR>target)<=": c.violation_bound,
-        "certified": "yes" if c.certified else "NO", "certifiable_fpr": c.certifiable_fpr,
-        "calibration_tpr": c.calibration_tpr,
-    } for c in certificates]
 
 
 def run_calibrate(config: CalibrateConfig, argv: list[str] | None = None) -> Path:

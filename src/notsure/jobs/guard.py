@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from torch import nn
 
 from notsure import NOT_SURE
 from notsure.data.outliers import synthetic_outliers
 from notsure.decisions.ood import OODGuard, fit_class_gaussians, keep_threshold
 from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.models.cross_fit import CrossFit
-from notsure.models.predict import predict_logits
 
 #: Share of in-distribution out-of-fold images the guard keeps.
 GUARD_KEEP = 0.995
@@ -32,11 +30,6 @@ class GuardFit:
 
     guard: OODGuard
     oof_scores: np.ndarray  # (N,): distance by the member that did not train on the image
-
-
-def member_features(models: list[nn.Module], x: np.ndarray, precision: str) -> np.ndarray:
-    """Penultimate features ``(K, N, F)`` of each of the K members (what the guard scores)."""
-    return predict_logits(models, x, precision=precision, return_features=True)[1]
 
 
 def fit_guard(fit: CrossFit, y: np.ndarray, n_classes: int, *,

@@ -44,8 +44,8 @@ from notsure.decisions import (
     certifiable_fpr,
     choose_thresholds,
     deployed_scores,
-    logit_margins,
     route,
+    score_kinds,
 )
 from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
@@ -391,39 +391,6 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
             [c.test_pass_probability for c in certificates])),
         timings={}, exclusions=exclusions, guard=guard,
     )
-
-
-def _confidence_scores(confidence: np.ndarray, candidate: np.ndarray, n_classes: int
-                       ) -> np.ndarray:
-    """Per-class score matrix of a class-free confidence: the candidate's column holds it, the
-    others a value below any confidence (never answered), so class-wise thresholds apply to any
-    confidence measure."""
-    out = np.full((len(candidate), n_classes), np.min(confidence, initial=0.0) - 1.0)
-    out[np.arange(len(candidate)), candidate] = confidence
-    return out
-
-
-def score_kinds(oof_member_logits: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Candidate scores to compare on calibration data: name -> (scores (N, C), rank logits)."""
-    z = np.asarray(oof_member_logits, dtype=np.float64)
-    mean = z.mean(axis=0)
-    shifted = z - z.max(axis=2, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
-    p = probs.mean(axis=0)  # the ensemble's mean softmax
-    cand = p.argmax(axis=1)
-    n_classes = z.shape[2]
-    kinds = {
-        "fold-ensemble margin of mean logits (routed, min-fold)": (logit_margins(mean), mean),
-        "single member margin (min-member)": (logit_margins(z[0]), z[0]),
-        "fold-ensemble mean softmax (softmax response)": (p, p),
-        "fold-ensemble Gini / DOCTOR, 1 - sum p^2": (
-            _confidence_scores(-(1.0 - np.sum(p ** 2, axis=1)), cand, n_classes), p),
-    }
-    if z.shape[0] > 1:
-        kinds["fold-ensemble member agreement, min softmax of candidate"] = (
-            _confidence_scores(probs[:, np.arange(len(cand)), cand].min(axis=0), cand,
-                               n_classes), p)
-    return kinds
 
 
 def compare_scores(oof_member_logits: np.ndarray, y: np.ndarray, config: SelectiveConfig,

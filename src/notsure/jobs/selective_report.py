@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from notsure import NOT_SURE
-from notsure.decisions import RULE_TEXT
+from notsure.decisions import RULE_TEXT, certificate_rows
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard_report import write_guard_section
 from notsure.jobs.selective import SelectiveResult
@@ -87,18 +87,6 @@ def cm_rows(cm: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
     columns = list(class_names) + (["not_sure"] if cm.shape[1] > len(class_names) else [])
     return [{"true": name, **{col: int(v) for col, v in zip(columns, cm[i], strict=True)}}
             for i, name in enumerate(class_names)]
-
-
-def certificate_rows(r: SelectiveResult) -> list[dict]:
-    names = r.dataset.class_names
-    return [{
-        "class": names[c.label], "negatives": c.n_negatives, "positives": c.n_positives,
-        "allowed_fp": c.allowed_exceedances, "calibration_fp": c.calibration_fp,
-        "threshold": c.threshold, "P(FPR>target)<=": c.violation_bound,
-        "P(test FPR<=target)": c.test_pass_probability,
-        "certified": "yes" if c.certified else "NO",
-        "calibration_tpr": c.calibration_tpr,
-    } for c in r.certificates]
 
 
 def training_rows(r: SelectiveResult) -> list[dict]:
@@ -327,7 +315,8 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         f"Target FPR {cfg.target_fpr}, delta {cfg.delta}. `allowed_fp` is r, `calibration_fp` the "
         "calibration negatives above the threshold, `P(FPR>target)<=` the bound on the chance "
         "that the true FPR exceeds the target; `calibration_tpr` is in-sample for the thresholds.")
-    rep.table(certificate_rows(r), caption="Thresholds on the deployed rule's score "
+    rep.table(certificate_rows(r.certificates, r.dataset.class_names),
+              caption="Thresholds on the deployed rule's score "
               "(calibration data: out-of-fold scores of the training pool).",
               csv="tables/certificates.csv",
               formats={"calibration_tpr": fmt.pct, "P(FPR>target)<=": lambda v: f"{v:.4f}",
