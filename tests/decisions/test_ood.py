@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from scipy import stats
 from scipy.spatial.distance import mahalanobis
+from sklearn.decomposition import PCA
 
-from notsure.decisions.ood import OODGuard, fit_class_gaussians, keep_threshold
+from notsure.decisions.ood import (
+    OODGuard,
+    PixelGuard,
+    fit_class_gaussians,
+    fit_pixel_pca,
+    keep_threshold,
+)
 from notsure.errors import ConfigError
 
 
@@ -81,3 +88,43 @@ def test_bad_inputs_name_the_parameter():
     guard = OODGuard(members=(fit_class_gaussians(x, y, 3),), threshold=1.0, keep=0.99)
     with pytest.raises(ConfigError, match=r"shape \(1, N, F\)"):
         guard.score(x)
+
+
+def low_rank_images(n: int, seed: int, rank: int = 5) -> np.ndarray:
+    """Images 8x8 on a fixed 5-D subspace plus small noise: known to be low rank."""
+    basis = np.random.default_rng(200).normal(size=(rank, 64))  # same subspace for every seed
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, rank)) @ basis * 10 + 100
+            + rng.normal(size=(n, 64))).reshape(n, 8, 8)
+
+
+def test_pixel_errors_match_scikit_learn_pca_reconstruction():
+    x = low_rank_images(500, 0)
+    model = fit_pixel_pca(x, n_components=5)
+    ref = PCA(n_components=5).fit(x.reshape(500, -1))
+    probe = low_rank_images(50, 1).reshape(50, -1)
+    rebuilt = ref.inverse_transform(ref.transform(probe))
+    want = np.sqrt(np.mean((probe - rebuilt) ** 2, axis=1))
+    np.testing.assert_allclose(model.errors(probe.reshape(50, 8, 8)), want, rtol=1e-8)
+
+
+def test_pixel_guard_keeps_in_distribution_images_and_rejects_inverted_ones():
+    """Two folds, each with its own components; the threshold from out-of-fold images keeps
+    about the share asked for on fresh in-distribution images, and inverted images (255 - x)
+    are all far off."""
+    train = [low_rank_images(400, 10 + k) for k in range(2)]
+    held = [low_rank_images(2000, 20 + k) for k in range(2)]
+    folds = tuple(fit_pixel_pca(t, n_components=5) for t in train)
+    guard = PixelGuard(folds=folds, threshold=0.0, keep=0.99)
+    oof = np.concatenate([folds[k].errors(held[k]) for k in range(2)])
+    guard = PixelGuard(folds=folds, threshold=keep_threshold(oof, 0.99), keep=0.99)
+    fresh = low_rank_images(20000, 30)
+    routes = np.arange(len(fresh)) % 2
+    rejected = np.mean(guard.score(fresh, routes) > guard.threshold)
+    assert rejected == pytest.approx(0.01, abs=0.006)
+    inverted = 255 - fresh[:500]
+    assert np.all(guard.score(inverted, routes[:500]) > guard.threshold)
+    doc = guard.to_dict()
+    again = PixelGuard.from_dict(doc)
+    np.testing.assert_array_equal(again.score(fresh[:10], routes[:10]),
+                                  guard.score(fresh[:10], routes[:10]))

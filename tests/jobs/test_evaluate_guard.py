@@ -59,8 +59,14 @@ def test_the_guard_is_saved_and_its_figures_reported(guarded_run):
     assert 0 <= guard["coverage_cost"] <= guard["pool_rejected"]
     assert set(guard["outliers"]) == {"noise", "blank", "inverted", "shifted", "letters",
                                       "strokes"}
-    # Uniform noise is nothing like a digit.
+    # The pixel check keeps 99.9% of the out-of-fold pool images and is saved with the run.
+    assert doc["guard"]["pixels"]["threshold"] == guard["pixel_threshold"]
+    assert len(doc["guard"]["pixels"]["folds"]) == doc["n_folds"]
+    assert guard["pool_rejected_pixels"] <= 0.001 + 1 / 800
+    # Uniform noise is nothing like a digit; inverted digits are far off in pixel space.
     assert guard["outliers"]["noise"]["caught"] == 1.0
+    assert guard["outliers"]["inverted"]["caught"] == 1.0
+    assert guard["outliers"]["inverted"]["answered"] == 0.0
     assert "out-of-distribution" in (run / "report.md").read_text().lower()
 
 

@@ -5,6 +5,11 @@ covariance (fitted on that member's training images). An input's score is its Ma
 to the nearest class mean, averaged over members. The threshold keeps a chosen share (e.g. 99.5%)
 of in-distribution out-of-fold scores, so it is set from training-pool data only. The guard only
 turns answers into ``not_sure``, so every class's false positive guarantee still holds.
+
+A second, pixel-space check (:class:`PixelGuard`) catches what the features can miss, such as
+digits with inverted colours: per fold, the principal components of that fold's training images;
+an image's score is its reconstruction error (RMS, in pixel units) from them, thresholded the same
+way on out-of-fold images.
 """
 
 from __future__ import annotations
@@ -58,12 +63,71 @@ def fit_class_gaussians(features: np.ndarray, y: np.ndarray, n_classes: int,
 
 
 @dataclass(frozen=True)
+class PixelPCA:
+    """Mean ``(D,)`` and orthonormal principal directions ``(k, D)`` of flattened images."""
+
+    mean: np.ndarray
+    components: np.ndarray
+
+    def errors(self, images: np.ndarray) -> np.ndarray:
+        """RMS reconstruction error per image ``(N, ...)`` from the components, in pixel units."""
+        x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) - self.mean
+        residual = x - (x @ self.components.T) @ self.components
+        return np.sqrt(np.mean(residual ** 2, axis=1))
+
+
+def fit_pixel_pca(images: np.ndarray, n_components: int = 32) -> PixelPCA:
+    """Principal components of ``images`` ``(N, ...)`` (flattened), for :class:`PixelGuard`."""
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    if len(x) < 2:
+        raise ConfigError("the pixel guard needs at least two training images")
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return PixelPCA(mean=mean, components=vt[:n_components])
+
+
+@dataclass(frozen=True)
+class PixelGuard:
+    """Rejects images far from their fold's training images in pixel space: reconstruction
+    error from fold k's principal components (``folds[k]``) above ``threshold``."""
+
+    folds: tuple[PixelPCA, ...]
+    threshold: float
+    keep: float
+
+    def score(self, images: np.ndarray, routes: np.ndarray) -> np.ndarray:
+        """``(N,)`` reconstruction errors, each image by the model of its fold ``routes[i]``."""
+        out = np.empty(len(images))
+        for k, model in enumerate(self.folds):
+            rows = np.flatnonzero(routes == k)
+            if rows.size:
+                out[rows] = model.errors(images[rows])
+        return out
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold, "keep": self.keep,
+                "folds": [{"mean": m.mean.tolist(), "components": m.components.tolist()}
+                          for m in self.folds]}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> PixelGuard:
+        folds = tuple(PixelPCA(np.asarray(m["mean"], dtype=np.float64),
+                               np.asarray(m["components"], dtype=np.float64))
+                      for m in doc["folds"])
+        if not folds or any(m.components.ndim != 2 or m.mean.ndim != 1
+                            or m.components.shape[1] != m.mean.shape[0] for m in folds):
+            raise ValueError("pixel guard: means and components disagree in shape")
+        return cls(folds=folds, threshold=float(doc["threshold"]), keep=float(doc["keep"]))
+
+
+@dataclass(frozen=True)
 class OODGuard:
     """Rejects inputs whose mean (over members) class-Mahalanobis distance exceeds ``threshold``."""
 
     members: tuple[ClassGaussians, ...]
     threshold: float
     keep: float  # share of in-distribution out-of-fold images the threshold keeps
+    pixels: PixelGuard | None = None  # the pixel-space check, applied too
 
     def score(self, member_features: np.ndarray) -> np.ndarray:
         """``(N,)`` scores from the members' features ``(K, N, F)``: higher = less like training."""
@@ -89,9 +153,12 @@ class OODGuard:
 
     def to_dict(self) -> dict:
         """JSON-ready form (saved in ``predictor.json``)."""
-        return {"format": GUARD_FORMAT, "threshold": self.threshold, "keep": self.keep,
-                "members": [{"means": g.means.tolist(), "precision": g.precision.tolist()}
-                            for g in self.members]}
+        doc = {"format": GUARD_FORMAT, "threshold": self.threshold, "keep": self.keep,
+               "members": [{"means": g.means.tolist(), "precision": g.precision.tolist()}
+                           for g in self.members]}
+        if self.pixels is not None:
+            doc["pixels"] = self.pixels.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict) -> OODGuard:
@@ -102,8 +169,9 @@ class OODGuard:
             members = tuple(ClassGaussians(np.asarray(m["means"], dtype=np.float64),
                                            np.asarray(m["precision"], dtype=np.float64))
                             for m in doc["members"])
+            pixels = PixelGuard.from_dict(doc["pixels"]) if "pixels" in doc else None
             guard = cls(members=members, threshold=float(doc["threshold"]),
-                        keep=float(doc["keep"]))
+                        keep=float(doc["keep"]), pixels=pixels)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"out-of-distribution guard: not a valid guard ({exc})") from exc
         dims = {(g.means.shape[1], g.precision.shape) for g in guard.members}

@@ -65,8 +65,11 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
         "guard": None if predictor.guard is None else {
             **predictor.guard.to_dict(),
             "rule": "score = mean over the answering fold's members of the Mahalanobis distance "
-                    "of its features to the nearest class mean; not_sure (out_of_distribution) "
-                    "if score > threshold, checked before the class thresholds"},
+                    "of its features to the nearest class mean; pixels (if present): RMS "
+                    "error of the image's reconstruction from its fold's principal components "
+                    "(x - mean, projected on components and back); not_sure "
+                    "(out_of_distribution) if either score exceeds its threshold, checked "
+                    "before the class thresholds"},
         "class_names": list(predictor.class_names),
         "thresholds": [float(t) for t in predictor.strategy.thresholds],
         "max_logit_gap_vs_torch": gap,

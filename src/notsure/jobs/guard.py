@@ -8,18 +8,27 @@ every pool image is scored by the member that did not train on it, and the thres
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from notsure import NOT_SURE
 from notsure.data.outliers import synthetic_outliers
-from notsure.decisions.ood import OODGuard, fit_class_gaussians, keep_threshold
+from notsure.decisions.ood import (
+    OODGuard,
+    PixelGuard,
+    fit_class_gaussians,
+    fit_pixel_pca,
+    keep_threshold,
+)
 from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.models.cross_fit import CrossFit
 
 #: Share of in-distribution out-of-fold images the guard keeps.
 GUARD_KEEP = 0.995
+#: Share the pixel check keeps: it is there for inputs far off (e.g. inverted colours), so it
+#: may cost in-distribution coverage only a little.
+PIXEL_KEEP = 0.999
 #: Synthetic outliers of each kind measured for the report.
 N_OUTLIERS = 500
 
@@ -29,16 +38,25 @@ class GuardFit:
     """The fitted guard and the out-of-fold score of every pool image."""
 
     guard: OODGuard
-    oof_scores: np.ndarray  # (N,): distance by the member that did not train on the image
+    oof_scores: np.ndarray  # (N,): distance by the members that did not train on the image
+    pixel_oof_scores: np.ndarray  # (N,): reconstruction error by the fold that held it out
+
+    @property
+    def oof_rejected(self) -> np.ndarray:
+        """(N,) bool: pool images the guard (features or pixels) rejects, out of fold."""
+        return ((self.oof_scores > self.guard.threshold)
+                | (self.pixel_oof_scores > self.guard.pixels.threshold))
 
 
-def fit_guard(fit: CrossFit, y: np.ndarray, n_classes: int, *,
-              keep: float = GUARD_KEEP) -> GuardFit:
+def fit_guard(fit: CrossFit, x: np.ndarray, y: np.ndarray, n_classes: int, *,
+              keep: float = GUARD_KEEP, pixel_keep: float = PIXEL_KEEP) -> GuardFit:
     """Guard for the K x M members of ``fit`` (cross-fitted on a pool labelled ``y``): member
     i's class Gaussians from the features of a sample of its own training images; an image's
     score is the mean distance over the members of one fold (the fold that answers it), so the
     out-of-fold scores (fold k's members on fold k) are of the deployed kind and set the
-    threshold. No test image is involved."""
+    threshold. The pixel check is fitted the same way: fold k's principal components from
+    the training sample of its first member, its threshold from the out-of-fold pool images
+    ``x``. No test image is involved."""
     per_fold = fit.members
     oof = np.zeros(len(y))
     members = []
@@ -50,8 +68,13 @@ def fit_guard(fit: CrossFit, y: np.ndarray, n_classes: int, *,
         oof[held] += gaussians.distances(fit.oof_member_features[m, held])
         members.append(gaussians)
     oof /= per_fold
-    guard = OODGuard(members=tuple(members), threshold=keep_threshold(oof, keep), keep=keep)
-    return GuardFit(guard=guard, oof_scores=oof)
+    pcas = tuple(fit_pixel_pca(x[fit.train_samples[k * per_fold]]) for k in range(fit.n_folds))
+    pixels = PixelGuard(folds=pcas, threshold=0.0, keep=pixel_keep)
+    pixel_oof = pixels.score(x, fit.fold_of)
+    pixels = replace(pixels, threshold=keep_threshold(pixel_oof, pixel_keep))
+    guard = OODGuard(members=tuple(members), threshold=keep_threshold(oof, keep), keep=keep,
+                     pixels=pixels)
+    return GuardFit(guard=guard, oof_scores=oof, pixel_oof_scores=pixel_oof)
 
 
 def guard_summary(predictor: SelectivePredictor, fit: GuardFit, oof_prediction: np.ndarray,
@@ -65,7 +88,7 @@ def guard_summary(predictor: SelectivePredictor, fit: GuardFit, oof_prediction: 
     ``digits`` (with ``digit_labels``) are in-distribution images the inverted and shifted
     outliers are made from.
     """
-    ood = fit.oof_scores > fit.guard.threshold
+    ood = fit.oof_rejected
     answered = oof_prediction != NOT_SURE
     test_passed = test.confidence > 0  # cleared the class threshold, before the guard
     outliers = {}
@@ -79,6 +102,10 @@ def guard_summary(predictor: SelectivePredictor, fit: GuardFit, oof_prediction: 
         outliers[kind] = row
     return {
         "threshold": fit.guard.threshold, "keep": fit.guard.keep,
+        "pixel_threshold": fit.guard.pixels.threshold, "pixel_keep": fit.guard.pixels.keep,
+        "pool_rejected_features": float(np.mean(fit.oof_scores > fit.guard.threshold)),
+        "pool_rejected_pixels": float(np.mean(fit.pixel_oof_scores
+                                              > fit.guard.pixels.threshold)),
         "n_pool": int(len(ood)),
         "pool_rejected": float(np.mean(ood)),
         "coverage_without_guard": float(np.mean(answered)),

@@ -34,10 +34,18 @@ def write_guard_section(rep: Report, guard: dict) -> None:
         f"than {fmt.num(guard['threshold'])} are answered not_sure (reason out_of_distribution). "
         f"The threshold keeps {fmt.pct(guard['keep'], 1)} of the {fmt.count(guard['n_pool'])} "
         "training-pool images scored out of fold (each by the member that did not train on it), "
-        "so no test image shapes it. The guard only removes answers: the FPR guarantee holds.")
+        "so no test image shapes it. A second check works on the pixels: each fold's 32 "
+        "principal components of its training images, and an image's RMS reconstruction error "
+        "from the components of its fold; images above "
+        f"{fmt.num(guard['pixel_threshold'])} (which keeps {fmt.pct(guard['pixel_keep'], 1)} of "
+        "the out-of-fold pool images) are also out_of_distribution. It catches inputs the "
+        "features can mistake for digits, such as inverted colours. The guard only removes "
+        "answers: the FPR guarantee holds.")
     rep.paragraph(
         f"Cost on in-distribution data (out-of-fold pool): {fmt.pct(guard['pool_rejected'], 3)} "
-        f"of the images are rejected by the guard; coverage falls from "
+        "of the images are rejected by the guard (features "
+        f"{fmt.pct(guard['pool_rejected_features'], 3)}, pixels "
+        f"{fmt.pct(guard['pool_rejected_pixels'], 3)}); coverage falls from "
         f"{fmt.pct(guard['coverage_without_guard'], 3)} by {fmt.pct(guard['coverage_cost'], 3)} "
         "(images the thresholds would have answered). On the test set, where every member "
         "scores each image and their mean distance is used: "

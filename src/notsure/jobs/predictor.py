@@ -95,12 +95,18 @@ class SelectivePredictor:
 
     def _decide(self, candidate_logits: np.ndarray, scores: np.ndarray,
                 member_logits: np.ndarray | None, routes: np.ndarray | None,
-                ood_score: np.ndarray | None = None) -> Decisions:
+                ood_score: np.ndarray | None = None, images: np.ndarray | None = None
+                ) -> Decisions:
         prediction = self.strategy.decide(scores, candidate_logits)
         reason = np.where(prediction == NOT_SURE, "below_threshold", "answered").astype(object)
         ood = None
         if ood_score is not None:
             ood = ood_score > self.guard.threshold
+            if self.guard.pixels is not None:
+                if images is None:
+                    raise ConfigError("this predictor's guard also checks pixels: pass the "
+                                      "images (images=)")
+                ood |= self.guard.pixels.score(images, routes) > self.guard.pixels.threshold
             prediction = np.where(ood, NOT_SURE, prediction)
             reason[ood] = "out_of_distribution"
         return Decisions(
@@ -121,11 +127,12 @@ class SelectivePredictor:
         return out
 
     def decide_logits(self, member_logits: np.ndarray, routes: np.ndarray | None = None,
-                      member_features: np.ndarray | None = None) -> Decisions:
+                      member_features: np.ndarray | None = None,
+                      images: np.ndarray | None = None) -> Decisions:
         """Apply the rule to every member's logits ``(K*M, N, C)``; ``routes`` (N,) names the
         answering fold of each image (:func:`route` of the pixels; the routed rule and the
-        guard need it); with a guard, also every member's penultimate features ``(K*M, N, F)``:
-        out-of-distribution inputs abstain."""
+        guard need it); with a guard, also every member's penultimate features ``(K*M, N, F)``
+        and the images themselves: out-of-distribution inputs abstain."""
         candidate, scores = deployed_scores(self.rule, member_logits, self.n_folds, routes)
         ood_score = None
         if self.guard is not None:
@@ -133,7 +140,7 @@ class SelectivePredictor:
                 raise ConfigError("this predictor has an out-of-distribution guard: pass the "
                                   "members' features (member_features=) and the routes")
             ood_score = self._guard_scores(member_features, routes)
-        return self._decide(candidate, scores, member_logits, routes, ood_score)
+        return self._decide(candidate, scores, member_logits, routes, ood_score, images)
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True,
                 scorer: Scorer | None = None) -> Decisions:
@@ -156,7 +163,7 @@ class SelectivePredictor:
         routes = route(x, self.n_folds)
         if self.rule != "routed":
             logits, features = scorer(range(len(self.models)), x)
-            return self.decide_logits(logits, routes, features)
+            return self.decide_logits(logits, routes, features, x)
         chosen = np.empty((len(x), len(self.class_names)), dtype=np.float32)
         ood_score = np.empty(len(x)) if guarded else None
         for k in range(self.n_folds):
@@ -168,7 +175,7 @@ class SelectivePredictor:
             chosen[rows] = z.mean(axis=0)
             if guarded:
                 ood_score[rows] = self.guard.score_members(f, members)
-        return self._decide(chosen, logit_margins(chosen), None, routes, ood_score)
+        return self._decide(chosen, logit_margins(chosen), None, routes, ood_score, x)
 
     def labels_of(self, prediction: np.ndarray) -> list[str]:
         """Readable labels: class names, or ``not_sure``."""
@@ -244,6 +251,9 @@ class SelectivePredictor:
                 guard = OODGuard.from_dict(doc["guard"])
             except ConfigError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
+            if guard.pixels is not None and len(guard.pixels.folds) != doc["n_folds"]:
+                raise ConfigError(f"{path}: the pixel guard has {len(guard.pixels.folds)} "
+                                  f"folds for {doc['n_folds']}; the run folder was altered")
             if len(guard.members) != len(models):
                 raise ConfigError(f"{path}: the guard has {len(guard.members)} members for "
                                   f"{len(models)} models; the run folder was altered")

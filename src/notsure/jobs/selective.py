@@ -360,13 +360,14 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
 
     with stage("guard"):
         # Out-of-distribution guard from pool data only; it can only remove answers.
-        guard_fit = fit_guard(fit, y_pool, ds.n_classes)
+        guard_fit = fit_guard(fit, ds.x[pool], y_pool, ds.n_classes)
         predictor.guard = guard_fit.guard
 
     with stage("evaluate"):
         y_test = ds.y[test]
         routes = route(ds.x[test], config.folds)
-        decisions = predictor.decide_logits(fit.extra_logits, routes, fit.extra_features)
+        decisions = predictor.decide_logits(fit.extra_logits, routes, fit.extra_features,
+                                             ds.x[test])
         before = evaluate(y_test, decisions.candidate, labels)
         after = evaluate(y_test, decisions.prediction, labels)
         rc = risk_coverage_curve(y_test, decisions.candidate, decisions.confidence)
