@@ -9,17 +9,14 @@ cost at most 0.5 points; every class's test FPR still at or below the target.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from notsure import NOT_SURE
-from notsure.data import load
 from notsure.data.images import to_training_form
 from notsure.data.outliers import synthetic_outliers
-from notsure.data.splits import load_split
-from notsure.jobs.predictor import SelectivePredictor
+from notsure.jobs.selective_folder import SelectiveRun
 
 
 def main() -> None:
@@ -29,12 +26,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="seed of the outliers (not the run's)")
     args = ap.parse_args()
     run = Path(args.run)
-    metrics = json.loads((run / "metrics.json").read_text())
-    manifest = json.loads((run / "manifest.json").read_text())
-    info = manifest["data"]["dataset"]
-    ds = load(info["source"], info["format"])
-    test = load_split(run / "split.json", len(ds)).test
-    predictor = SelectivePredictor.load(run)
+    folder = SelectiveRun(run)
+    metrics = folder.metrics
+    ds = folder.dataset()
+    test = folder.split(len(ds)).test
+    predictor = folder.predictor()
     guard = metrics["guard"]
     print(f"guard threshold {guard['threshold']:.3f} (keeps {guard['keep']:.1%} of out-of-fold "
           f"pool images)")

@@ -8,7 +8,6 @@ after it, wall time, and the predictor's throughput, over several seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -16,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notsure.data import load
-from notsure.data.splits import load_split
-from notsure.jobs.predictor import SelectivePredictor
+from notsure.jobs.selective_folder import SelectiveRun
 
 
 def run_seed(seed: int, out: Path, extra: list[str]) -> Path:
@@ -30,11 +27,11 @@ def run_seed(seed: int, out: Path, extra: list[str]) -> Path:
 
 def throughput(run: Path, n: int = 20_000) -> float:
     """Images per second of ``predict`` on the run's own test images (tiled to ``n``)."""
-    manifest = json.loads((run / "manifest.json").read_text())
-    ds = load(manifest["data"]["dataset"]["source"])
-    split = load_split(run / "split.json", len(ds))
+    folder = SelectiveRun(run)
+    ds = folder.dataset()
+    split = folder.split(len(ds))
     x = np.resize(ds.x[split.test], (n, *ds.shape))
-    predictor = SelectivePredictor.load(run)
+    predictor = folder.predictor()
     predictor.predict(x[:512])  # warm-up
     t0 = time.perf_counter()
     predictor.predict(x)
@@ -44,8 +41,8 @@ def throughput(run: Path, n: int = 20_000) -> float:
 def summarise(runs: list[Path], measure_throughput: bool) -> None:
     rows = []
     for run in runs:
-        m = json.loads((run / "metrics.json").read_text())
-        man = json.loads((run / "manifest.json").read_text())
+        folder = SelectiveRun(run)
+        m, man = folder.metrics, folder.manifest
         after, target = m["after"], m["target_fpr"]
         rows.append({
             "run": run.name, "seed": m["seed"],

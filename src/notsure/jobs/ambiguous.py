@@ -13,7 +13,6 @@ class to both models.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,12 +37,12 @@ from notsure.data import load
 from notsure.data.dataset import Dataset
 from notsure.data.exclusions import write_exclusions
 from notsure.data.fetch import ensure_mnist
-from notsure.data.splits import Split, load_split, stratified_kfold
+from notsure.data.splits import Split, stratified_kfold
 from notsure.errors import ConfigError, DataError
 from notsure.io.progress import progress, say
 from notsure.io.run_folder import RunFolder
-from notsure.jobs.predictor import SelectivePredictor
 from notsure.jobs.selective import SelectiveConfig, check_cross_fit_options, run_selective
+from notsure.jobs.selective_folder import FOLDS_FILE, SelectiveRun
 from notsure.metrics import accuracy, mcnemar
 from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
@@ -166,16 +165,6 @@ class AmbiguousResult:
 
 # -- inputs -----------------------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} is missing: give the folder of a finished `notsure "
-                          "selective` run") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
-
-
 def load_dataset(data: str | None, format: str | None, quiet: bool) -> Dataset:
     """The images to analyse: ``data`` through the data layer, default MNIST (train + t10k)."""
     ds = load(data if data is not None else ensure_mnist(quiet=quiet), format=format)
@@ -183,22 +172,6 @@ def load_dataset(data: str | None, format: str | None, quiet: bool) -> Dataset:
         raise ConfigError(f"{ds.source}: the ambiguity job needs images, got {ds.kind} of "
                           f"shape {ds.shape}")
     return ds
-
-
-def load_run_dataset(run_dir: Path, quiet: bool) -> tuple[Dataset, dict]:
-    """The run's dataset, checked against the fingerprint in its manifest, and the manifest."""
-    manifest = _read_json(run_dir / "manifest.json")
-    if manifest.get("job") != "selective" or manifest.get("status") != "complete":
-        raise ConfigError(f"{run_dir}: not a finished `notsure selective` run (job "
-                          f"{manifest.get('job')!r}, status {manifest.get('status')!r})")
-    config = manifest.get("config") or {}
-    ds = load_dataset(config.get("data"), config.get("format"), quiet)
-    recorded = manifest.get("data", {}).get("dataset", {}).get("fingerprint")
-    if recorded != ds.fingerprint:
-        raise DataError(f"{run_dir}: the run was trained on data with fingerprint {recorded}, "
-                        f"but {ds.source} now has {ds.fingerprint}; the positions in its split "
-                        "would point at other images")
-    return ds, manifest
 
 
 def official_test_positions(ds: Dataset) -> np.ndarray:
@@ -221,52 +194,20 @@ def file_index(ds: Dataset, positions: np.ndarray) -> tuple[np.ndarray, bool]:
 
 # -- scoring ----------------------------------------------------------------------------------
 
-def _run_folds(run_dir: Path, split: Split) -> np.ndarray:
-    """Fold of each training-pool position, from the run's ``folds.json``, checked."""
-    doc = _read_json(run_dir / "folds.json")
-    try:
-        positions = np.asarray(doc["positions"], dtype=np.int64)
-        fold = np.asarray(doc["fold"], dtype=np.int64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{run_dir / 'folds.json'}: expected lists \"positions\" and \"fold\" "
-                        f"({exc})") from None
-    if positions.shape != fold.shape or not np.array_equal(np.sort(positions), split.train):
-        raise DataError(f"{run_dir / 'folds.json'}: its positions are not the training part of "
-                        "split.json; the run folder is inconsistent")
-    out = np.full(split.train.shape, -1, dtype=np.int64)
-    out[np.searchsorted(split.train, positions)] = fold
-    return out
-
-
-def _stored_scores(run_dir: Path, split: Split, pool_fold: np.ndarray) -> dict | None:
-    """The run's ``scores.npz`` (older runs lack it), checked against its split and folds."""
-    path = run_dir / "scores.npz"
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as npz:
-        stored = {k: npz[k] for k in npz.files}
-    pool = stored.get("pool_positions")
-    if (pool is None or not np.array_equal(pool, split.train)
-            or not np.array_equal(stored.get("test_positions"), split.test)
-            or not np.array_equal(stored.get("fold_of"), pool_fold)):
-        raise DataError(f"{path}: its positions or folds differ from split.json/folds.json; "
-                        "the run folder is inconsistent")
-    return stored
-
-
 def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Split]:
     """Score every image the run holds with run models that never trained on it.
 
     Images in the run's test split: the whole ensemble. Images in its training pool: the fold
     model that held them out (``oof_logits`` of ``scores.npz``, or recomputed from that model).
     """
-    predictor = SelectivePredictor.load(run_dir)
-    split = load_split(run_dir / "split.json", len(ds))
-    pool_fold = _run_folds(run_dir, split)
+    folder = SelectiveRun(run_dir)
+    predictor = folder.predictor()
+    split = folder.split(len(ds))
+    pool_fold = folder.pool_folds(split)
     k = predictor.n_folds
     if pool_fold.min() < 0 or pool_fold.max() >= k:
-        raise DataError(f"{run_dir / 'folds.json'}: folds must lie in 0..{k - 1} (one per fold)")
-    stored = _stored_scores(run_dir, split, pool_fold)
+        raise DataError(f"{run_dir / FOLDS_FILE}: folds must lie in 0..{k - 1} (one per fold)")
+    stored = folder.scores(split, pool_fold)
     if stored is not None:
         member, oof = stored["test_member_logits"], stored["oof_logits"]
     else:
@@ -445,10 +386,11 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
         say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
         path = run_selective(replace(base, out=str(run.path / "exclusion" / name),
                                      exclusions=file), argv=argv)
-        metrics = _read_json(path / "metrics.json")
-        split = load_split(path / "split.json", len(ds))
-        with np.load(path / "scores.npz", allow_pickle=False) as npz:
-            decided[name] = (split, npz["test_candidate"], npz["test_prediction"])
+        folder = SelectiveRun(path)
+        metrics = folder.metrics
+        split = folder.split(len(ds))
+        stored = folder.scores(split)
+        decided[name] = (split, stored["test_candidate"], stored["test_prediction"])
         after = metrics["after"]
         out[name] = {"run": str(path), "n_train": int(len(split.train)),
                      "n_test": int(len(split.test)),
@@ -481,8 +423,11 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
     run_manifest = None
     if config.run is not None:
         run_dir = Path(config.run)
-        SelectivePredictor.load(run_dir)  # a clear error early if this is not a run folder
-        ds, run_manifest = load_run_dataset(run_dir, quiet)
+        folder = SelectiveRun(run_dir)
+        folder.predictor()  # a clear error early if its predictor is not intact
+        ds, run_manifest = folder.dataset(), folder.manifest
+        if ds.kind != "images":
+            raise ConfigError(f"{ds.source}: the ambiguity job needs images, got {ds.kind}")
         cnn = None
     else:
         ds = load_dataset(config.data, config.format, quiet)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 from notsure import NOT_SURE
 from notsure.errors import ConfigError, DataError
 from notsure.jobs.predictor import PREDICTOR_FILE, Decisions, SelectivePredictor
+from notsure.jobs.selective_folder import METRICS_FILE, THRESHOLDS_FILE, read_json
 
 BACKENDS = ("auto", "onnx", "torch")
 #: Why an image got its label; the predictor's own ``reason`` is used when it has one.
@@ -120,9 +120,9 @@ def run_info(run_dir: str | Path, predictor: SelectivePredictor) -> dict[str, An
     ``predictor.json`` (which names every member's weights hash via its model files).
     """
     run_dir = Path(run_dir)
-    predictor_doc = _read_json(run_dir / PREDICTOR_FILE) or {}
-    metrics = _read_json(run_dir / "metrics.json") or {}
-    thresholds = _read_json(run_dir / "thresholds.json") or {}
+    predictor_doc = read_json(run_dir / PREDICTOR_FILE, required=False) or {}
+    metrics = read_json(run_dir / METRICS_FILE, required=False) or {}
+    thresholds = read_json(run_dir / THRESHOLDS_FILE, required=False) or {}
     digest = hashlib.sha256((run_dir / PREDICTOR_FILE).read_bytes()).hexdigest()[:12]
     after = metrics.get("after", {})
     return {
@@ -139,13 +139,3 @@ def run_info(run_dir: str | Path, predictor: SelectivePredictor) -> dict[str, An
         "score_rule": predictor_doc.get("score_rule"),
         "members": len(predictor.models),
     }
-
-
-def _read_json(path: Path) -> Any:
-    """The JSON in ``path``, or None when the file is absent (older or partial runs)."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc}); is the run folder intact?") from exc

@@ -8,19 +8,18 @@ bytes) are counted and warned about: they would make the figures look better tha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from notsure.data import load
 from notsure.data.images import Images, read_images_for_prediction
-from notsure.data.splits import content_ids, load_split
+from notsure.data.splits import content_ids
 from notsure.errors import DataError, NotsureError
 from notsure.io.atomic import atomic_write_json, to_jsonable
 from notsure.jobs.predictor import SelectivePredictor
 from notsure.jobs.selective import evaluate
+from notsure.jobs.selective_folder import SelectiveRun
 from notsure.reports import fmt
 from notsure.reports.tables import render_table_markdown
 
@@ -77,15 +76,12 @@ def training_overlap(run_dir: Path, x: np.ndarray) -> dict:
     Reads the run's dataset from where its manifest says it came from, checking its fingerprint.
     """
     try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-        info = manifest["data"]["dataset"]
-        ds = load(info["source"], info["format"])
-        if ds.fingerprint != info["fingerprint"]:
-            return {"checked": False, "why": f"{info['source']} changed since the run"}
-        split = load_split(run_dir / "split.json", len(ds))
+        folder = SelectiveRun(run_dir)
+        ds = folder.dataset()
+        split = folder.split(len(ds))
     except (OSError, KeyError, TypeError, ValueError, NotsureError) as exc:
         return {"checked": False, "why": f"the run's dataset could not be read ({exc})"}
-    counts = {"checked": True, "dataset": info["source"]}
+    counts = {"checked": True, "dataset": ds.source}
     for part, index in (("pool", np.union1d(split.train, split.calibration)),
                         ("test", split.test)):
         if ds.x.shape[1:] != x.shape[1:]:

@@ -29,7 +29,6 @@ from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import (
     Split,
     leakage_report,
-    save_split,
     stratified_kfold,
     stratified_test_split,
 )
@@ -53,6 +52,7 @@ from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard import fit_guard, guard_summary
 from notsure.jobs.predictor import Decisions, SelectivePredictor
+from notsure.jobs.selective_folder import write_plan, write_scores
 from notsure.metrics import (
     accuracy,
     aurc,
@@ -281,8 +281,7 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
         run.record_data("dataset", ds.provenance())
         if exclusions is not None:
             run.record_data("exclusions", exclusions)
-        save_split(run, split)
-        run.write_json("folds.json", {"positions": pool.tolist(), "fold": plan.fold.tolist()})
+        write_plan(run, split, plan.fold)
         with run.stage("leakage_check"):
             leakage = leakage_report(ds.x, split)
         result = fit_and_evaluate(config, cnn, data, split, plan, leakage, exclusions=exclusions,
@@ -307,14 +306,11 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
 
 def save_scores(run: RunFolder, r: SelectiveResult) -> None:
     """Every score behind the thresholds and the test decisions, for audit and reuse."""
-    with run.atomic("scores.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, pool_positions=r.split.train, oof_logits=r.fit.oof_logits,
-                oof_member_logits=r.fit.oof_member_logits, fold_of=r.fit.fold_of,
-                test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
-                test_routes=r.test_decisions.routes, test_candidate=r.test_decisions.candidate,
-                test_prediction=r.test_decisions.prediction)
+    write_scores(run, pool_positions=r.split.train, oof_logits=r.fit.oof_logits,
+                 oof_member_logits=r.fit.oof_member_logits, fold_of=r.fit.fold_of,
+                 test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
+                 test_routes=r.test_decisions.routes, test_candidate=r.test_decisions.candidate,
+                 test_prediction=r.test_decisions.prediction)
 
 
 @contextlib.contextmanager
