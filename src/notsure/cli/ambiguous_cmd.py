@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command
 from notsure.cli.options import add_folds_option, add_option, add_seed_option, given
 
 _CONFIG = "notsure.jobs.ambiguous:AmbiguousConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "ambiguous", parents=[common_options()],
+    p = add_command(
+        sub, "ambiguous",
         help="rank the images a model gets confidently wrong, is least sure of, or that look "
              "mislabelled",
         description="Score every image with a CNN and a k-NN that never trained on it, rank the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command
 from notsure.cli.options import add_option, given
 
 _CONFIG = "notsure.jobs.calibrate:CalibrateConfig."
@@ -14,8 +14,8 @@ _SCORES_HELP = ("a model's scores, one column per class: CSV (a header gives the
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate", parents=[common_options()],
+    p = add_command(
+        sub, "calibrate",
         help="per-class thresholds with a false positive guarantee for any model's scores",
         description="Choose, for every class, the threshold on its score margin that keeps its "
                     "false positive rate at or below --target-fpr (except with probability "
@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/calibrate-<timestamp>)")
     p.set_defaults(func=_calibrate)
 
-    q = sub.add_parser(
-        "decide", parents=[common_options()],
+    q = add_command(
+        sub, "decide",
         help="apply calibrated thresholds to scores: a class or not_sure per row",
         description="Writes a CSV: row, prediction (class or not_sure), margin above the "
                     "class's threshold.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command
 from notsure.cli.options import (
     add_data_option,
     add_folds_option,
@@ -22,8 +22,8 @@ _MODEL_NAMES = "logreg, linear_svm, rbf_svm, knn, tree, forest, cnn, cnn_deep"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "compare", parents=[common_options()],
+    p = add_command(
+        sub, "compare",
         help="compare classical models and CNNs with cross-validation on a locked test split",
         description="Lock a stratified test split, choose each model family's hyperparameters "
                     "by stratified K-fold CV on the training part only, refit, evaluate once on "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command, common_options
 from notsure.cli.options import add_option, given
 from notsure.data.images import IMAGE_INPUTS
 from notsure.data.load import FORMATS
@@ -126,8 +126,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _add_make_letters(actions: argparse._SubParsersAction) -> None:
     """``notsure data make-letters``: the generated 36-class letters-and-digits dataset."""
-    p = actions.add_parser(
-        "make-letters", parents=[common_options()],
+    p = add_command(
+        actions, "make-letters",
         help="generate a 36-class binary 56x56 letters-and-digits dataset",
         description="Render 0-9 and A-Z (upper or lower case) in the fonts shipped with "
                     "matplotlib, distort them at random, binarize to 56x56 {0,1}, with the letters "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command
 from notsure.cli.options import (
     add_data_option,
     add_folds_option,
@@ -18,8 +18,8 @@ _CONFIG = "notsure.jobs.embeddings:EmbeddingsConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "embeddings", parents=[common_options()],
+    p = add_command(
+        sub, "embeddings",
         help="integrity, statistics, t-SNE and nested k-NN evaluation of image embeddings",
         description="Check and describe {syndrome: {subject: {image: vector}}} embeddings, map "
                     "them with t-SNE, and evaluate k-NN with cosine and Euclidean distance "

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command, add_run_argument
 from notsure.cli.selective_cmd import add_image_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate", parents=[common_options()],
+    p = add_command(
+        sub, "evaluate",
         help="score a selective run on your own labelled images",
         description="Per-class FPR and TPR with 95%% Clopper-Pearson intervals, coverage, the "
                     "confusion matrix with its not_sure column and the out-of-distribution share "
                     "of a run's predictor on labelled images; warns when some of them were in "
                     "the run's training pool.")
-    p.add_argument("run_dir", metavar="RUN", help="run folder of `notsure selective`")
+    add_run_argument(p)
     p.add_argument("data", metavar="LABELLED_DATA",
                    help="labelled images: any dataset format, or a folder with one sub-folder "
                         "of images per class")

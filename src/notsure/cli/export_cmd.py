@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_command, add_run_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export", parents=[common_options()],
+    p = add_command(
+        sub, "export",
         help="write a selective run's ensemble as ONNX plus its decision rule (JSON)",
         description="Writes ensemble.onnx (pixels (N, H, W) float32 in, every member's logits "
                     "(K, N, C) out) and decision.json (class names, thresholds, the rule) after "
                     "checking that ONNX Runtime reproduces torch's logits.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
+    add_run_argument(p)
     p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
     p.add_argument("--out", help="folder to write (default RUN_DIR/export)")
     p.set_defaults(func=_export)

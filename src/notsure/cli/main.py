@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 from notsure import __version__
-from notsure.data.limits import ENV_VARS, FLAGS, Limits, parse_size, use_limits
+from notsure.data.limits import FLAGS, Limits, parse_size, use_limits
 from notsure.errors import NotsureError
 
 # Each module registers one subcommand: ``register(subparsers)`` sets ``func`` on its parser.
@@ -33,14 +33,6 @@ _COMMAND_MODULES = (
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-_LIMIT_HELP = {
-    "max_bytes": "decoded bytes one input may take, e.g. 8G (default 4G)",
-    "max_images": "samples one input may hold (default 10,000,000)",
-    "max_pixels": "pixels of one image file (default 89,478,485)",
-    "max_ratio": "how far a compressed stream may expand (default 200x)",
-}
-
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler, ``docker stop``, ``kill``): unwinds like Ctrl-C, so run folders are
@@ -62,22 +54,6 @@ def _sigterm_unwinds() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def common_options() -> argparse.ArgumentParser:
-    """Parent parser so ``--debug`` and ``--quiet`` also work after the subcommand name."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks on errors")
-    parent.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress bars or status lines")
-    limits = parent.add_argument_group(
-        "input limits", "ceilings checked before memory is allocated, so a hostile or damaged "
-        "file fails with one line; each also reads an environment variable")
-    for name, flag in FLAGS.items():
-        limits.add_argument(flag, metavar="N", default=argparse.SUPPRESS,
-                            help=f"{_LIMIT_HELP[name]}; env {ENV_VARS[name]}")
-    return parent
 
 
 def _limits(args: argparse.Namespace) -> Limits:

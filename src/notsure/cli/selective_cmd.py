@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_backend_option, add_command, add_run_argument
 from notsure.cli.options import add_folds_option, add_option, add_seed_option, given
 
 _CONFIG = "notsure.jobs.selective:SelectiveConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "selective", parents=[common_options()],
+    p = add_command(
+        sub, "selective",
         help="train a CNN ensemble that answers not_sure to keep every class's FPR at a target",
         description="Train on MNIST (default) or any image dataset, lock a stratified test set, "
                     "cross-fit a CNN ensemble, choose per-class thresholds with a Neyman-Pearson "
@@ -57,20 +57,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "their suggested labels")
     p.set_defaults(func=_selective)
 
-    q = sub.add_parser("predict", parents=[common_options()],
-                       help="label images with a class or not_sure using a selective run",
-                       description="Writes a CSV: id, prediction (class or not_sure), reason "
-                                   "(answered, below_threshold, out_of_distribution), margin above "
-                                   "the class threshold, and label/correct when the input has "
-                                   "labels.")
-    q.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
+    q = add_command(sub, "predict",
+                    help="label images with a class or not_sure using a selective run",
+                    description="Writes a CSV: id, prediction (class or not_sure), reason "
+                                "(answered, below_threshold, out_of_distribution), margin above "
+                                "the class threshold, and label/correct when the input has "
+                                "labels.")
+    add_run_argument(q)
     q.add_argument("input", metavar="INPUT",
                    help="images: an image file (PNG, JPEG, ...), a folder of them (sub-folders "
                         "per class give labels), a .npy array, or any dataset format")
     add_image_options(q)
     q.add_argument("--out", help="CSV to write (default INPUT-name.predictions.csv)")
-    q.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                   help="scoring back end (auto: ONNX Runtime where installed, else torch)")
+    add_backend_option(q)
     q.set_defaults(func=_predict)
 
 

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from notsure.cli.main import common_options
+from notsure.cli.commands import add_backend_option, add_command, add_run_argument
 from notsure.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "serve", parents=[common_options()],
+    p = add_command(
+        sub, "serve",
         help="serve a selective run: a page to draw or drop digits, and a JSON API",
         description="Loads the run once, then answers GET / (a page to draw or drop digits), "
                     "POST /api/predict (PNG/JPEG uploads or JSON pixel arrays), GET /api/model, "
                     "GET /api/health; OpenAPI documentation at /docs.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `notsure selective`")
+    add_run_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
-    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                   help="scoring back end (auto: ONNX Runtime where installed, else torch)")
+    add_backend_option(p)
     p.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
                    help="largest request body in bytes")
     p.add_argument("--max-request-images", type=int, default=256,
