@@ -9,15 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from notsure.constants import NOT_SURE, NOT_SURE_NAME
 from notsure.errors import NotsureError
 
 __version__ = "0.1.0"
 
-#: Prediction value meaning "abstain". Never a valid class index (those are >= 0).
-NOT_SURE: int = -1
-
-#: How an abstention is written wherever a person reads it.
-NOT_SURE_NAME: str = "not_sure"
 
 #: Public names defined in submodules, imported when first accessed.
 _LAZY = {

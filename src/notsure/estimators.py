@@ -27,7 +27,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from notsure import NOT_SURE, NOT_SURE_NAME
+from notsure.constants import NOT_SURE, NOT_SURE_NAME
 from notsure.decisions import (
     DEFAULT_DELTA,
     DEFAULT_TARGET_FPR,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.errors import ConfigError
 
 

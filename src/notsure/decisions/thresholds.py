@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.decisions.neyman_pearson import (
     DEFAULT_DELTA,
     DEFAULT_TARGET_FPR,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.errors import ConfigError, DataError
 from notsure.jobs.predictor import PREDICTOR_FILE, Decisions, SelectivePredictor
 from notsure.jobs.selective_folder import METRICS_FILE, THRESHOLDS_FILE, read_json

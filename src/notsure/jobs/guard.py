@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.data.outliers import synthetic_outliers
 from notsure.decisions.ood import (
     OODGuard,

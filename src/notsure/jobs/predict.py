@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.data.csv_files import iter_pixel_table, square_images
 from notsure.data.idx import iter_idx, open_stream, part_name, read_header, read_idx
 from notsure.data.images import input_kind, read_raw_images, to_training_form

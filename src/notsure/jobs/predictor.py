@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.decisions import (
     RULE_TEXT,
     RULES,

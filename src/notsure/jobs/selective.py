@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.data import load
 from notsure.data.dataset import Dataset
 from notsure.data.exclusions import apply_exclusions, locate, read_exclusions

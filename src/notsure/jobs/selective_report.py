@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.decisions import RULE_TEXT, certificate_rows
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard_report import write_guard_section

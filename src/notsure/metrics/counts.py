@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from notsure import NOT_SURE_NAME
+from notsure.constants import NOT_SURE_NAME
 from notsure.errors import ConfigError
 from notsure.metrics.intervals import clopper_pearson
 from notsure.metrics.validation import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notsure import NOT_SURE_NAME
+from notsure.constants import NOT_SURE_NAME
 from notsure.metrics.counts import (
     accuracy,
     class_display_names,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.metrics.counts import check_pair
 from notsure.metrics.validation import check_label_array, check_scores
 

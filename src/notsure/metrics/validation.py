@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from notsure import NOT_SURE
+from notsure.constants import NOT_SURE
 from notsure.errors import ConfigError
 
 #: Lookup tables up to this many entries (8 MiB); wider label ranges use a binary search.

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from notsure import NOT_SURE, NOT_SURE_NAME  # noqa: E402
+from notsure.constants import NOT_SURE, NOT_SURE_NAME  # noqa: E402
 from notsure.errors import ConfigError  # noqa: E402
 from notsure.reports import fmt  # noqa: E402
 
