@@ -3,21 +3,26 @@ train on.
 
 Every non-test image gets an out-of-fold score from an M-member ensemble that never saw it, so all
 of them serve as calibration data for scores of exactly the kind the deployed fold ensembles give.
+
+Each member is an independent task (:func:`fit_member`), seeded from the run seed and its own
+fold and member index, so it comes out the same on any executor (:mod:`notsure.parallel`). With a
+checkpoint store, every member is saved as soon as it is trained and read back, not trained again,
+when a killed run is resumed.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 
 from notsure.errors import ConfigError
-from notsure.io.progress import progress, say
-from notsure.models.cnn import CNNConfig
+from notsure.io.checkpoints import CheckpointStore
+from notsure.io.progress import say
+from notsure.models.cnn import CNNConfig, resolve_threads
 from notsure.models.predict import predict_logits
 from notsure.models.train import TrainResult, train_cnn
+from notsure.parallel import Execution, run_tasks
 
 VAL_CURVE_IMAGES = 5_000  # held-out images per epoch for the training curves (cost, not accuracy)
 SAMPLE_FEATURES = 5_000  # training images per member whose features the guard is fitted on
@@ -55,6 +60,45 @@ class CrossFit:
         return len(self.results) // self.members
 
 
+@dataclass(frozen=True)
+class MemberTask:
+    """Member ``member`` of fold ``fold``: trains on positions ``train``, scores ``held``."""
+
+    fold: int
+    member: int
+    seed: int
+    train: np.ndarray
+    held: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"fold{self.fold}-member{self.member}"
+
+
+@dataclass(frozen=True)
+class MemberData:
+    """What every member task reads; sent once to each worker, not once per task."""
+
+    x: np.ndarray
+    y: np.ndarray
+    n_classes: int
+    config: CNNConfig
+    quiet: bool = True
+
+
+@dataclass
+class Member:
+    """A trained member with its logits and penultimate features on its fold's held-out images,
+    and the features of a seeded sample of its own training images (``sample``: positions in
+    ``x``), which the out-of-distribution guard is fitted on."""
+
+    result: TrainResult
+    held_logits: np.ndarray  # (len(held), C)
+    held_features: np.ndarray  # (len(held), F)
+    sample: np.ndarray
+    sample_features: np.ndarray
+
+
 def cross_fit(
     x: np.ndarray,
     y: np.ndarray,
@@ -64,23 +108,23 @@ def cross_fit(
     seed: int,
     *,
     members: int = 1,
-    workers: int = 1,
+    execution: Execution | None = None,
+    checkpoints: CheckpointStore | None = None,
     x_extra: np.ndarray | None = None,
     quiet: bool = False,
 ) -> CrossFit:
     """Train ``members`` models per ``(train, held_out)`` fold and score its held-out images.
 
     ``folds`` must partition ``0..N-1`` with their held-out parts, so every image is scored once
-    (by each of its fold's members). ``workers`` > 1 trains members in that many processes at
-    once; each member's result depends only on its seed and ``config`` (threads included), so it
-    is the same whichever process trains it. One-thread members in parallel processes keep
+    (by each of its fold's members). Members train as tasks on ``execution`` (default: one after
+    another in this process); each depends only on its seed and ``config`` (threads included), so
+    it is the same whichever process trains it. One-thread members in parallel processes keep
     training fast when other work shares the machine, where torch's multi-threaded training, which
-    waits for every thread after each operation, slows down many-fold.
+    waits for every thread after each operation, slows down many-fold. With ``checkpoints``, each
+    member is saved as soon as it is trained and reused when the run is resumed.
     """
     if members < 1:
         raise ConfigError(f"members must be >= 1, got {members}")
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
     n = len(x)
     fold_of = np.full(n, -1, dtype=np.int64)
     for k, (_, held) in enumerate(folds):
@@ -92,67 +136,91 @@ def cross_fit(
             f"cross-fitting folds leave {int(np.sum(fold_of < 0))} images unscored; "
             "every image must be held out by exactly one fold"
         )
+    execution = execution or Execution()
+    tasks = [MemberTask(k, m, fold_seed(seed, k, m), train, held)
+             for k, (train, held) in enumerate(folds) for m in range(members)]
+    say(f"training {len(tasks)} members ({len(folds)} folds x {members}) on the "
+        f"{execution.executor} executor", quiet=quiet)
+    # Per-epoch bars of several workers would interleave: only local members show theirs.
+    data = MemberData(x, y, n_classes, config, quiet=quiet or execution.executor != "local")
+    fitted = run_members(tasks, data, execution, checkpoints, quiet)
+
     oof = np.empty((members, n, n_classes), dtype=np.float32)
-    oof_features: np.ndarray | None = None
-    tasks = [(k, m) for k in range(len(folds)) for m in range(members)]
-    results: list[TrainResult | None] = [None] * len(tasks)
-    samples: list[np.ndarray | None] = [None] * len(tasks)
-    sample_features: list[np.ndarray | None] = [None] * len(tasks)
-
-    def task_args(k: int, m: int) -> tuple:
-        train, held = folds[k]
-        return (x[train], y[train], x[held], y[held], n_classes, config, fold_seed(seed, k, m))
-
-    def collect(i: int, out: tuple) -> None:
-        nonlocal oof_features
-        k, m = tasks[i]
-        train, held = folds[k]
-        results[i], oof[m, held], held_features, sample, sample_features[i] = out
-        samples[i] = train[sample]
-        if oof_features is None:
-            oof_features = np.empty((members, n, held_features.shape[1]), dtype=np.float32)
-        oof_features[m, held] = held_features
-
-    if workers == 1:
-        for i, (k, m) in enumerate(tasks):
-            say(f"fold {k + 1}/{len(folds)}, member {m + 1}/{members}: training on "
-                f"{len(folds[k][0]):,} images, scoring {len(folds[k][1]):,}", quiet=quiet)
-            collect(i, _fit_member(*task_args(k, m), quiet=quiet))
-    else:
-        say(f"training {len(tasks)} members ({len(folds)} folds x {members}) in {workers} "
-            "processes", quiet=quiet)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_fit_member, *task_args(k, m), quiet=True): i
-                       for i, (k, m) in enumerate(tasks)}
-            for future in progress(as_completed(futures), total=len(futures),
-                                   desc="fold members", quiet=quiet):
-                collect(futures[future], future.result())
+    oof_features = np.empty((members, n, fitted[0].held_features.shape[1]), dtype=np.float32)
+    for task, member in zip(tasks, fitted, strict=True):
+        oof[task.member, task.held] = member.held_logits
+        oof_features[task.member, task.held] = member.held_features
+    results = [m.result for m in fitted]
     extra = extra_features = None
     if x_extra is not None:
         # Inference splits batches over threads, so its numbers do not depend on the count.
-        extra, extra_features = predict_logits([r.model for r in results if r is not None],
-                                               x_extra, precision=config.precision,
-                                               return_features=True)
+        extra, extra_features = predict_logits([r.model for r in results], x_extra,
+                                               precision=config.precision, return_features=True)
     return CrossFit(oof_member_logits=oof, fold_of=fold_of, extra_logits=extra,
-                    results=list(results), members=members, oof_member_features=oof_features,
-                    extra_features=extra_features, train_samples=list(samples),
-                    train_sample_features=list(sample_features))
+                    results=results, members=members, oof_member_features=oof_features,
+                    extra_features=extra_features, train_samples=[m.sample for m in fitted],
+                    train_sample_features=[m.sample_features for m in fitted])
 
 
-def _fit_member(x: np.ndarray, y: np.ndarray, x_held: np.ndarray, y_held: np.ndarray,
-                n_classes: int, config: CNNConfig, seed: int, *, quiet: bool
-                ) -> tuple[TrainResult, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One member (a process task): trained on ``x``; then its logits and penultimate features
-    on the held-out images, and the features of a seeded sample of ``SAMPLE_FEATURES`` of its
-    own training images (positions in ``x``), which the out-of-distribution guard is fitted on."""
+def fit_member(task: MemberTask, data: MemberData) -> Member:
+    """One member (a task): trained on ``x[train]``; then its logits and penultimate features on
+    the held-out images, and the features of a seeded sample of ``SAMPLE_FEATURES`` of its own
+    training images."""
+    config = data.config
+    x, y = data.x[task.train], data.y[task.train]
+    x_held, y_held = data.x[task.held], data.y[task.held]
     step = max(1, len(x_held) // VAL_CURVE_IMAGES)
-    result = train_cnn(x, y, n_classes, config, seed, x_val=x_held[::step], y_val=y_held[::step],
-                       quiet=quiet)
+    result = train_cnn(x, y, data.n_classes, config, task.seed, x_val=x_held[::step],
+                       y_val=y_held[::step], quiet=data.quiet)
     logits, features = predict_logits(result.model, x_held, precision=config.precision,
                                       threads=config.threads, return_features=True)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    rng = np.random.default_rng(np.random.SeedSequence([task.seed, 13]))
     sample = np.sort(rng.choice(len(x), min(SAMPLE_FEATURES, len(x)), replace=False))
     _, train_features = predict_logits(result.model, x[sample], precision=config.precision,
                                        threads=config.threads, return_features=True)
-    return result, logits, features, sample, train_features
+    return Member(result, logits, features, task.train[sample], train_features)
+
+
+def run_members(tasks: list[MemberTask], data: MemberData, execution: Execution,
+                store: CheckpointStore | None = None, quiet: bool = False) -> list[Member]:
+    """Every task's member, in task order: checkpointed ones read back, the rest trained on
+    ``execution``, each saved to ``store`` as soon as it is trained."""
+    done = {}
+    if store is not None:
+        done = {t.name: load_member(store, t, data.config) for t in tasks if store.has(t.name)}
+        if done:
+            say(f"resuming: {len(done)} of {len(tasks)} members already trained", quiet=quiet)
+    todo = [t for t in tasks if t.name not in done]
+
+    def finished(i: int, member: Member) -> None:
+        if store is not None:
+            save_member(store, todo[i], member)
+
+    new = run_tasks(fit_member, todo, shared=data, execution=execution,
+                    threads=resolve_threads(data.config.threads), names=[t.name for t in todo],
+                    on_result=finished, desc="fold members", quiet=quiet)
+    done.update((t.name, m) for t, m in zip(todo, new, strict=True))
+    return [done[t.name] for t in tasks]
+
+
+def save_member(store: CheckpointStore, task: MemberTask, member: Member) -> None:
+    """Checkpoint a trained member: weights, held-out logits and features, its guard sample,
+    seed and training history."""
+    res = member.result
+    store.save(task.name, models={"model": (res.model, res.config, res.image_shape)},
+               arrays={"held_logits": member.held_logits, "held_features": member.held_features,
+                       "sample": member.sample, "sample_features": member.sample_features},
+               meta={"seed": task.seed, "history": res.history})
+
+
+def load_member(store: CheckpointStore, task: MemberTask, config: CNNConfig) -> Member:
+    """The checkpointed member of ``task``; ConfigError if it was trained differently."""
+    saved = store.load(task.name)
+    stored = saved.models["model"]
+    if saved.meta.get("seed") != task.seed or stored.config != config:
+        raise ConfigError(f"{store.root / task.name}: this member was trained with another seed "
+                          "or CNN settings than the run asks for; resume with the run's settings")
+    result = TrainResult(model=stored.model, config=stored.config,
+                         image_shape=stored.image_shape, history=saved.meta.get("history", []))
+    a = saved.arrays
+    return Member(result, a["held_logits"], a["held_features"], a["sample"], a["sample_features"])

@@ -1,0 +1,222 @@
+"""Run independent tasks in this process, in a pool of local processes, or on a Dask cluster.
+
+A task carries everything that decides its result (its seed comes from the run seed and its own
+index, never from the worker) and runs with a fixed thread count, so ``local``, ``processes``
+and ``dask`` return identical results, in task order. Large inputs every task reads (the
+images) travel once per worker as ``shared``, not once per task.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from threadpoolctl import threadpool_limits
+
+from notsure.errors import ConfigError, NotsureError
+from notsure.io.progress import progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXECUTORS = ("local", "processes", "dask")
+#: Every job's default ``--executor``, with one thread per task: one single-threaded process
+#: per core trained the default CNN 1.2x faster than one process with two threads on a quiet
+#: 2-core machine, 2.8x faster beside a busy process (benchmarks/bench_executors.py).
+DEFAULT_EXECUTOR = "processes"
+DEFAULT_THREADS = 1
+
+
+class WorkerLost(NotsureError):
+    """A worker process died (killed, out of memory) while running a task."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where a job's independent tasks run; never changes what they compute."""
+
+    executor: str = "local"  # the library's default; jobs default to DEFAULT_EXECUTOR
+    workers: int | None = None  # processes / LocalCluster workers (default: one per core)
+    scheduler: str | None = None  # a running dask.distributed scheduler, e.g. tcp://host:8786
+
+    def validate(self) -> None:
+        """Refuse impossible combinations with one line naming the flag."""
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, "
+                              f"got {self.executor!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.scheduler is not None and self.executor != "dask":
+            raise ConfigError("--scheduler needs --executor dask")
+        if self.executor == "dask":
+            _import_distributed()
+
+
+def execution_of(config: Any) -> Execution:
+    """The ``Execution`` of a job config's ``executor``, ``workers`` and ``scheduler``."""
+    return Execution(config.executor, config.workers, config.scheduler)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("--executor dask needs dask.distributed: "
+                          "pip install 'notsure[dask]'") from None
+    return distributed
+
+
+def _default_workers(n_tasks: int) -> int:
+    """One worker per core available to this process, at most one per task."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(n_tasks, cores))
+
+
+def call_task(fn: Callable[[T, Any], R], task: T, shared: Any, threads: int) -> R:
+    """``fn(task, shared)`` with BLAS/OpenMP and torch limited to ``threads`` threads."""
+    import sys
+
+    torch = sys.modules.get("torch")  # set torch's count only where the task imported it
+    old = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(threads):
+        if torch is not None:
+            torch.set_num_threads(threads)
+        try:
+            return fn(task, shared)
+        finally:
+            if torch is not None:
+                torch.set_num_threads(old)
+
+
+# -- processes: the shared input is sent once to each worker by the initializer ---------------
+_SHARED: Any = None
+
+
+def _init_worker(shared: Any, threads: int) -> None:
+    global _SHARED
+    _SHARED = shared
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def _call_in_worker(fn: Callable[[T, Any], R], task: T, threads: int) -> R:
+    return call_task(fn, task, _SHARED, threads)
+
+
+def run_tasks(
+    fn: Callable[[T, Any], R],
+    tasks: Sequence[T],
+    *,
+    shared: Any = None,
+    execution: Execution | None = None,
+    threads: int = DEFAULT_THREADS,
+    names: Sequence[str] | None = None,
+    on_result: Callable[[int, R], None] | None = None,
+    desc: str = "tasks",
+    quiet: bool = False,
+) -> list[R]:
+    """Run ``fn(task, shared)`` for every task; return the results in task order.
+
+    ``fn`` must be a module-level function (workers import it by name). ``on_result(i, result)``
+    runs here, in this process, as soon as task ``i`` finishes (e.g. to save a checkpoint).
+    ``names`` label tasks in progress and error messages. A task that raises stops the run with
+    its exception; a task whose worker dies is run once more, then ``WorkerLost`` names it.
+    """
+    execution = execution or Execution()
+    execution.validate()
+    names = list(names) if names is not None else [f"task {i}" for i in range(len(tasks))]
+    results: list[Any] = [None] * len(tasks)
+
+    def done(i: int, result: R) -> None:
+        results[i] = result
+        if on_result is not None:
+            on_result(i, result)
+
+    if not tasks:
+        return []
+    if execution.executor == "local":
+        for i in progress(range(len(tasks)), desc=desc, quiet=quiet):
+            done(i, call_task(fn, tasks[i], shared, threads))
+    elif execution.executor == "processes":
+        _run_processes(fn, tasks, shared, execution, threads, names, done, desc, quiet)
+    else:
+        _run_dask(fn, tasks, shared, execution, threads, names, done, desc, quiet)
+    return results
+
+
+def _as_completed(futures: dict[cf.Future, int], running: set[int]) -> Iterator[cf.Future]:
+    """Futures as they finish; ``running`` keeps the indices of the tasks being run."""
+    pending = set(futures)
+    while pending:
+        ready, pending = cf.wait(pending, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+        running.clear()
+        running.update(futures[f] for f in pending if f.running())
+        yield from ready
+
+
+def _run_processes(fn, tasks, shared, execution, threads, names, done, desc, quiet) -> None:
+    todo = set(range(len(tasks)))
+    for attempt in (1, 2):
+        workers = execution.workers or _default_workers(len(todo))
+        context = multiprocessing.get_context("spawn")  # no fork: torch's threads survive it badly
+        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                    initargs=(shared, threads)) as pool:
+            futures = {pool.submit(_call_in_worker, fn, tasks[i], threads): i
+                       for i in sorted(todo)}
+            running: set[int] = set()
+            try:
+                for future in progress(_as_completed(futures, running), desc=desc,
+                                       total=len(futures), quiet=quiet):
+                    i = futures[future]
+                    done(i, future.result())
+                    todo.discard(i)
+            except cf.process.BrokenProcessPool:
+                if attempt == 2:
+                    which = ", ".join(names[i] for i in sorted(running or todo))
+                    raise WorkerLost(f"a worker process died twice while running {which}; "
+                                     "finished tasks are kept (rerun with --resume to continue)"
+                                     ) from None
+                continue
+        return
+
+
+def _run_dask(fn, tasks, shared, execution, threads, names, done, desc, quiet) -> None:
+    distributed = _import_distributed()
+    if execution.scheduler is not None:
+        try:
+            client = distributed.Client(execution.scheduler, timeout="30s")
+        except OSError as exc:
+            raise ConfigError(f"--scheduler {execution.scheduler}: cannot connect ({exc})") \
+                from None
+        cluster = None
+    else:
+        cluster = distributed.LocalCluster(
+            n_workers=execution.workers or _default_workers(len(tasks)), threads_per_worker=1,
+            processes=True, dashboard_address=None)
+        client = distributed.Client(cluster)
+    try:
+        shared_future = client.scatter(shared, broadcast=True, hash=False)
+        keys = [f"{desc}-{i}-{name}".replace(" ", "_") for i, name in enumerate(names)]
+        futures = {client.submit(call_task, fn, task, shared_future, threads, key=key,
+                                 pure=False): i
+                   for i, (task, key) in enumerate(zip(tasks, keys, strict=True))}
+        for future in progress(distributed.as_completed(futures), desc=desc, total=len(futures),
+                               quiet=quiet):
+            i = futures[future]
+            try:
+                result = future.result()
+            except distributed.KilledWorker:
+                raise WorkerLost(f"dask workers died while running {names[i]} (key {keys[i]}); "
+                                 "the finished tasks are kept (rerun with --resume to "
+                                 "continue)") from None
+            done(i, result)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
