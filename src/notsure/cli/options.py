@@ -113,3 +113,36 @@ def data_path(args: argparse.Namespace) -> str | None:
         raise ConfigError(f"the dataset is given twice ({args.path} and --data {args.data}); "
                           "give it once, as --data PATH")
     return args.data if args.data is not None else args.path
+
+
+def add_run_options(parser: argparse.ArgumentParser, config: str, *, resume: bool = True
+                    ) -> None:
+    """Where a job's independent tasks run (``--executor``, ``--workers``, ``--scheduler``),
+    ``--resume RUN_DIR`` (jobs that checkpoint their tasks) and ``--mlflow [URI]``, with the
+    defaults of the job's config dataclass (``config``: "module:Class")."""
+    from notsure.parallel import EXECUTORS
+    from notsure.tracking import DEFAULT_TRACKING_URI
+
+    group = parser.add_argument_group("execution and tracking")
+    add_option(group, "--executor", choices=EXECUTORS, default_from=f"{config}.executor",
+               help="where independent tasks (fold models, CV fits) run: in this process, in "
+                    "local worker processes, or on Dask; results are the same on each")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of --executor processes, or of the local Dask "
+                            "cluster (default: one per core, at most one per task)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running dask.distributed scheduler (e.g. tcp://10.0.0.5:8786) "
+                            "for --executor dask; without it a local Dask cluster is started")
+    if resume:
+        group.add_argument("--resume", metavar="RUN_DIR",
+                           help="continue a killed run in its folder RUN_DIR: the same settings "
+                                "and data are required, finished tasks are reused")
+    group.add_argument("--mlflow", nargs="?", const=DEFAULT_TRACKING_URI, metavar="URI",
+                       help="also log the finished run to MLflow (without URI: "
+                            f"{DEFAULT_TRACKING_URI}); needs pip install 'notsure[mlflow]'")
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of :func:`add_run_options`' flags, for :func:`given`."""
+    names = ("executor", "workers", "scheduler", "resume", "mlflow")
+    return {name: getattr(args, name, None) for name in names}

@@ -1,7 +1,8 @@
 """The run folder every job writes: artifacts plus a ``manifest.json`` that makes the run auditable.
 
 The manifest is written when the run starts (``status: running``) and rewritten at the end
-(``status: complete``), so a crashed run never looks complete.
+(``status: complete``), so a crashed run never looks complete. A run that did not finish can be
+continued in its own folder (``resume=``) with the same settings and data.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from notsure.errors import ConfigError
+from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
 from notsure.io.hashing import sha256_file
 
 MANIFEST = "manifest.json"
+#: Settings that say where and how a run executes, not what it computes: a resumed run may
+#: change them.
+EXECUTION_ONLY = ("out", "quiet", "resume", "executor", "workers", "scheduler", "mlflow")
+#: Keys of ``record_data`` entries that fix a file's content; a resumed run must see the same.
+_CONTENT_KEYS = ("fingerprint", "sha256")
 _PACKAGES = ("notsure", "numpy", "scipy", "scikit-learn", "torch", "matplotlib", "safetensors")
 
 
@@ -56,7 +62,11 @@ def default_run_dir(job: str, root: str | os.PathLike[str] = "runs") -> Path:
 
 
 class RunFolder:
-    """A job's output folder: atomic artifact writes, stage timings and the manifest."""
+    """A job's output folder: atomic artifact writes, stage timings and the manifest.
+
+    ``resume``: the folder of an unfinished run of the same job to continue instead of starting
+    a new one; every setting outside ``EXECUTION_ONLY`` must be what that run was given.
+    """
 
     def __init__(
         self,
@@ -66,7 +76,14 @@ class RunFolder:
         config: Any = None,
         seed: int | None = None,
         argv: Sequence[str] | None = None,
+        resume: str | os.PathLike[str] | None = None,
     ) -> None:
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            config = dataclasses.asdict(config)
+        self.resumed = resume is not None
+        if resume is not None:
+            self._reopen(Path(resume), job, to_jsonable(config), argv)
+            return
         self.path = Path(out) if out is not None else default_run_dir(job)
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--out {self.path} exists and is not a folder; choose another path")
@@ -75,8 +92,6 @@ class RunFolder:
                 f"--out {self.path} already holds a run ({MANIFEST}); choose an empty folder"
             )
         self.path.mkdir(parents=True, exist_ok=True)
-        if dataclasses.is_dataclass(config) and not isinstance(config, type):
-            config = dataclasses.asdict(config)
         self.manifest: dict[str, Any] = {
             "job": job,
             "status": "running",
@@ -95,13 +110,43 @@ class RunFolder:
         self._t0 = time.perf_counter()
         self._write_manifest()
 
+    def _reopen(self, path: Path, job: str, config: Any, argv: Sequence[str] | None) -> None:
+        """Continue the unfinished run in ``path``: same job, same results-relevant settings."""
+        try:
+            manifest = read_manifest(path, job)
+        except ConfigError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
+        if manifest.get("status") == "complete":
+            raise ConfigError(f"--resume {path}: the run is already complete")
+        old, new = manifest.get("config") or {}, config or {}
+        for key in [*new, *(k for k in old if k not in new)]:  # the config's own order
+            if key not in EXECUTION_ONLY and old.get(key) != new.get(key):
+                raise ConfigError(f"--resume {path}: setting {key!r} was {old.get(key)!r}, now "
+                                  f"{new.get(key)!r}; resume with the run's settings")
+        self.path = path
+        self.manifest = manifest
+        self.manifest.update(status="running", finished=None, config=new)
+        self.manifest.pop("error", None)
+        self.manifest.setdefault("resumed", []).append(
+            {"at": _now(), "command": list(sys.argv if argv is None else argv)})
+        self._t0 = time.perf_counter()
+        self._write_manifest()
+
     # -- manifest -------------------------------------------------------------------------
     def _write_manifest(self) -> None:
         atomic_write_json(self.path / MANIFEST, self.manifest)
 
     def record_data(self, name: str, info: Mapping[str, Any]) -> None:
-        """Record a dataset's fingerprint and provenance under ``manifest["data"][name]``."""
-        self.manifest["data"][name] = to_jsonable(dict(info))
+        """Record a dataset's fingerprint and provenance under ``manifest["data"][name]``; a
+        resumed run must see the content it started with (DataError otherwise)."""
+        info = to_jsonable(dict(info))
+        old = self.manifest["data"].get(name) if self.resumed else None
+        for key in _CONTENT_KEYS if old is not None else ():
+            if old.get(key) != info.get(key):
+                raise DataError(f"--resume {self.path}: the {name} changed since the run "
+                                f"started ({key} {old.get(key)!r}, now {info.get(key)!r}); "
+                                "resume with the same data")
+        self.manifest["data"][name] = info
         self._write_manifest()
 
     def record(self, key: str, value: Any) -> None:
@@ -178,6 +223,23 @@ class RunFolder:
         return atomic_write_text(self.file(name), buf.getvalue())
 
 
+def read_manifest(run_dir: str | os.PathLike[str], job: str | None = None) -> dict[str, Any]:
+    """The manifest of the run in ``run_dir``; ConfigError unless it is a ``job`` run folder."""
+    path = Path(run_dir) / MANIFEST
+    kind = f"{job} run folder" if job else "run folder"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{run_dir} is not a {kind}: {MANIFEST} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable run manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: not a run manifest (expected a JSON object)")
+    if job is not None and manifest.get("job") != job:
+        raise ConfigError(f"{run_dir} is not a {kind}: it holds a {manifest.get('job')!r} run")
+    return manifest
+
+
 def check_sealed(run_dir: str | os.PathLike[str], name: str) -> None:
     """Raise ConfigError unless ``run_dir``'s manifest says the run completed and, if the run
     sealed ``name``, the file still has the recorded SHA-256."""
@@ -190,8 +252,9 @@ def check_sealed(run_dir: str | os.PathLike[str], name: str) -> None:
     except (OSError, ValueError, UnicodeDecodeError, AttributeError) as exc:
         raise ConfigError(f"{path}: unreadable run manifest ({exc})") from None
     if status != "complete":
+        job = manifest.get("job", "JOB")
         raise ConfigError(f"{run_dir}: the run is {status!r}, not complete (its {MANIFEST} says "
-                          "so); finish or rerun it before using it")
+                          f"so); finish it with `notsure {job} --resume {run_dir}` or rerun it")
     if name in sealed and sha256_file(run_dir / name) != sealed[name]:
         raise ConfigError(f"{run_dir / name}: altered since the run finished (its SHA-256 differs "
                           f"from the one sealed in {MANIFEST})")
