@@ -9,8 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from notsure.errors import ConfigError
+from notsure.errors import ConfigError, DataError
 from notsure.io import RunFolder, atomic_path, atomic_write_json
+from notsure.io.run_folder import check_sealed
 
 
 def test_failed_write_leaves_target_untouched_and_no_temp_file(tmp_path):
@@ -68,3 +69,51 @@ def test_csv_writes_numpy_floats_as_numbers(tmp_path):
     path = run.write_csv("t.csv", [{"a": np.float64(0.25), "b": np.int64(3), "c": np.nan}])
     rows = list(csv.DictReader(path.open()))
     assert rows == [{"a": "0.25", "b": "3", "c": ""}]
+
+
+# -- resuming an unfinished run ------------------------------------------------------------------
+
+def _unfinished(path, config):
+    run = RunFolder("selective", path, config=config, seed=0)
+    run.record_data("dataset", {"fingerprint": "abc", "n": 3})
+    return run
+
+
+def test_resume_continues_an_unfinished_run_with_the_same_settings(tmp_path):
+    config = {"seed": 0, "epochs": 3, "out": str(tmp_path / "r"), "executor": "local",
+              "workers": None}
+    _unfinished(tmp_path / "r", config)
+    # Where it runs may change; what it computes may not.
+    resumed = RunFolder("selective", config={**config, "out": None, "executor": "dask",
+                                             "workers": 4},
+                        resume=tmp_path / "r")
+    resumed.record_data("dataset", {"fingerprint": "abc", "n": 3})
+    resumed.finish()
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["resumed"]) == 1
+    assert manifest["config"]["executor"] == "dask"
+    with pytest.raises(ConfigError, match="already complete"):
+        RunFolder("selective", config=config, resume=tmp_path / "r")
+
+
+def test_resume_names_the_changed_setting_or_data(tmp_path):
+    config = {"seed": 0, "epochs": 3, "cnn": {"epochs": 3}}
+    _unfinished(tmp_path / "r", config)
+    with pytest.raises(ConfigError, match=r"setting 'epochs' was 3, now 4"):
+        RunFolder("selective", config={"seed": 0, "epochs": 4, "cnn": {"epochs": 4}},
+                  resume=tmp_path / "r")
+    with pytest.raises(ConfigError, match="not a compare run folder"):
+        RunFolder("compare", config=config, resume=tmp_path / "r")
+    with pytest.raises(ConfigError, match="manifest.json is missing"):
+        RunFolder("selective", config=config, resume=tmp_path)
+    resumed = RunFolder("selective", config=config, resume=tmp_path / "r")
+    with pytest.raises(DataError, match="dataset changed since the run started"):
+        resumed.record_data("dataset", {"fingerprint": "xyz", "n": 3})
+
+
+def test_an_unfinished_run_is_refused_with_how_to_finish_it(tmp_path):
+    run = _unfinished(tmp_path / "r", {"seed": 0})
+    with pytest.raises(ConfigError, match=r"'running', not complete.*selective --resume"):
+        check_sealed(tmp_path / "r", "predictor.json")
+    run.finish()
+    check_sealed(tmp_path / "r", "predictor.json")

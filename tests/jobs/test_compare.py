@@ -71,6 +71,7 @@ def spied_run(letters, tmp_path_factory) -> tuple[Path, Spy]:
             spy.wrap(mp, family, "grid_predict", (1, 3))
         spy.wrap(mp, classical.Family, "fit", (2,))
         code = run_cli(["compare", str(letters), "--out", str(out), "--quick", "--quiet",
+                        "--executor", "local",  # the spies see only this process
                         "--models", ",".join(FAST), "--cv-folds", "3"])
     assert code == 0
     return out, spy

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from notsure import metrics
 from notsure.analysis import knn
 from notsure.data.splits import KFoldPlan, stratified_kfold
+from notsure.parallel import Execution, run_tasks
 
 #: Fold metrics reported for every method, in table order.
 METRIC_NAMES: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "macro_auc",
@@ -109,30 +110,58 @@ def _choose(values: np.ndarray) -> int:
     return int(np.flatnonzero(values == np.nanmax(values))[0])
 
 
+@dataclass(frozen=True)
+class OuterFold:
+    """One outer fold as an independent task: choose the hyperparameter on inner folds of
+    ``train``, then score ``test``."""
+
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+    settings: dict[str, Any]  # k_max/weighting or cs/class_weight, n_inner, seed, n_classes
+
+
+def knn_outer_fold(task: OuterFold, data: tuple[np.ndarray, np.ndarray, np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inner criterion of every k, and the test rows' scores and predictions for every k
+    (``data``: the all-by-all distances, labels, groups)."""
+    dist, y, groups = data
+    s = task.settings
+    n, k_max, n_classes = len(y), s["k_max"], s["n_classes"]
+    inner_pred = np.full((k_max, n), -1, dtype=np.int64)
+    for itrain, ival in inner_folds(y, groups, task.train, s["n_inner"], s["seed"]):
+        block = dist[np.ix_(ival, itrain)]
+        _, inner_pred[:, ival] = knn.knn_all_k(block, y[itrain], n_classes, k_max,
+                                               s["weighting"])
+    tested = inner_pred[0] >= 0
+    values = np.array([_criterion(y[tested], p[tested], n_classes) for p in inner_pred])
+    block = dist[np.ix_(task.test, task.train)]
+    scores, pred = knn.knn_all_k(block, y[task.train], n_classes, k_max, s["weighting"])
+    return values, scores, pred
+
+
 def knn_cv(dist: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int,
            plan: KFoldPlan, *, k_max: int = 15, n_inner: int = 5, seed: int = 0,
-           weighting: knn.Weighting = "uniform", name: str = "") -> CvResult:
-    """Nested CV of k-NN on a precomputed all-by-all ``dist`` matrix, k chosen in 1..k_max."""
+           weighting: knn.Weighting = "uniform", name: str = "",
+           execution: Execution | None = None, quiet: bool = True) -> CvResult:
+    """Nested CV of k-NN on a precomputed all-by-all ``dist`` matrix, k chosen in 1..k_max;
+    outer folds run as independent tasks on ``execution``."""
     n = len(y)
     curve_scores = np.full((k_max, n, n_classes), np.nan)
     curve_pred = np.full((k_max, n), -1, dtype=np.int64)
     fold = np.full(n, -1, dtype=np.int64)
+    settings = {"k_max": k_max, "n_inner": n_inner, "seed": seed, "weighting": weighting,
+                "n_classes": n_classes}
+    tasks = [OuterFold(f, train, test, settings) for f, (train, test) in enumerate(plan.folds)]
+    outs = run_tasks(knn_outer_fold, tasks, shared=(dist, y, groups), execution=execution,
+                     names=[f"{name} outer fold {t.fold}" for t in tasks],
+                     desc=f"k-NN {name} outer folds", quiet=quiet)
     chosen, inner_curves = [], []
-    for f, (train, test) in enumerate(plan.folds):
-        inner_pred = np.full((k_max, n), -1, dtype=np.int64)
-        for itrain, ival in inner_folds(y, groups, train, n_inner, seed):
-            block = dist[np.ix_(ival, itrain)]
-            _, inner_pred[:, ival] = knn.knn_all_k(block, y[itrain], n_classes, k_max,
-                                                   weighting)
-        tested = inner_pred[0] >= 0
-        values = np.array([_criterion(y[tested], p[tested], n_classes) for p in inner_pred])
-        k = _choose(values) + 1
-        chosen.append(k)
+    for task, (values, scores, pred) in zip(tasks, outs, strict=True):
+        chosen.append(_choose(values) + 1)
         inner_curves.append(values)
-        block = dist[np.ix_(test, train)]
-        curve_scores[:, test], curve_pred[:, test] = knn.knn_all_k(block, y[train], n_classes,
-                                                                   k_max, weighting)
-        fold[test] = f
+        curve_scores[:, task.test], curve_pred[:, task.test] = scores, pred
+        fold[task.test] = task.fold
     rows = np.arange(n)
     k_of = np.zeros(n, dtype=np.int64)
     for f, k in enumerate(chosen):
@@ -158,34 +187,53 @@ def _logreg_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     return out
 
 
+def logreg_outer_fold(task: OuterFold, data: tuple[np.ndarray, np.ndarray, np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Inner criterion of every C, and the test rows' class probabilities at the chosen C
+    (``data``: L2-normalized vectors, labels, groups)."""
+    xn, y, groups = data
+    s = task.settings
+    n, n_classes = len(y), s["n_classes"]
+    inner = inner_folds(y, groups, task.train, s["n_inner"], s["seed"])
+    values = []
+    for c in s["cs"]:
+        inner_pred = np.full(n, -1, dtype=np.int64)
+        for itrain, ival in inner:
+            proba = _logreg_fit_predict(xn[itrain], y[itrain], xn[ival], n_classes, c,
+                                        s["class_weight"], s["seed"])
+            inner_pred[ival] = np.argmax(proba, axis=1)
+        tested = inner_pred >= 0
+        values.append(_criterion(y[tested], inner_pred[tested], n_classes))
+    values = np.array(values)
+    c = float(s["cs"][_choose(values)])
+    scores = _logreg_fit_predict(xn[task.train], y[task.train], xn[task.test], n_classes, c,
+                                 s["class_weight"], s["seed"])
+    return values, scores
+
+
 def logreg_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int,
               plan: KFoldPlan, *, cs: Sequence[float] = (0.3, 1.0, 3.0, 10.0),
               n_inner: int = 5, seed: int = 0, class_weight: str | None = "balanced",
-              name: str = "logistic regression") -> CvResult:
-    """Nested CV of logistic regression on L2-normalized ``x``; C chosen among ``cs``."""
+              name: str = "logistic regression", execution: Execution | None = None,
+              quiet: bool = True) -> CvResult:
+    """Nested CV of logistic regression on L2-normalized ``x``; C chosen among ``cs``; outer
+    folds run as independent tasks on ``execution``."""
     xn = knn.l2_normalize(x)
     n = len(y)
     scores = np.full((n, n_classes), np.nan)
     fold = np.full(n, -1, dtype=np.int64)
+    settings = {"cs": tuple(cs), "n_inner": n_inner, "seed": seed, "n_classes": n_classes,
+                "class_weight": class_weight}
+    tasks = [OuterFold(f, train, test, settings) for f, (train, test) in enumerate(plan.folds)]
+    outs = run_tasks(logreg_outer_fold, tasks, shared=(xn, y, groups), execution=execution,
+                     names=[f"{name} outer fold {t.fold}" for t in tasks],
+                     desc=f"{name} outer folds", quiet=quiet)
     chosen, inner_curves = [], []
-    for f, (train, test) in enumerate(plan.folds):
-        inner = inner_folds(y, groups, train, n_inner, seed)
-        values = []
-        for c in cs:
-            inner_pred = np.full(n, -1, dtype=np.int64)
-            for itrain, ival in inner:
-                proba = _logreg_fit_predict(xn[itrain], y[itrain], xn[ival], n_classes, c,
-                                            class_weight, seed)
-                inner_pred[ival] = np.argmax(proba, axis=1)
-            tested = inner_pred >= 0
-            values.append(_criterion(y[tested], inner_pred[tested], n_classes))
-        values = np.array(values)
-        c = float(cs[_choose(values)])
-        chosen.append(c)
+    for task, (values, fold_scores) in zip(tasks, outs, strict=True):
+        chosen.append(float(cs[_choose(values)]))
         inner_curves.append(values)
-        scores[test] = _logreg_fit_predict(xn[train], y[train], xn[test], n_classes, c,
-                                           class_weight, seed)
-        fold[test] = f
+        scores[task.test] = fold_scores
+        fold[task.test] = task.fold
     pred = np.full(n, -1, dtype=np.int64)
     tested = fold >= 0
     pred[tested] = np.argmax(scores[tested], axis=1)

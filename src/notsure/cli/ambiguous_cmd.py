@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.commands import add_command
-from notsure.cli.options import add_folds_option, add_option, add_seed_option, given
+from notsure.cli.options import (
+    add_folds_option,
+    add_option,
+    add_run_options,
+    add_seed_option,
+    given,
+    run_options,
+)
 
 _CONFIG = "notsure.jobs.ambiguous:AmbiguousConfig."
 
@@ -57,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="target FPR of --measure-exclusion without --run")
     add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
                help="delta of --measure-exclusion without --run")
+    add_run_options(p, _CONFIG[:-1])
     p.set_defaults(func=_ambiguous)
 
 
@@ -68,6 +76,6 @@ def _ambiguous(args: argparse.Namespace) -> int:
         seed=args.seed, folds=args.folds, quick=args.quick, epochs=args.epochs, top=args.top,
         knn_k=args.knn_k, rank_by=args.rank_by, write_exclusions=args.write_exclusions,
         measure_exclusion=args.measure_exclusion, test_per_class=args.test_per_class,
-        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet))
+        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet, **run_options(args)))
     print(run_ambiguous(config, argv=args.argv))
     return 0

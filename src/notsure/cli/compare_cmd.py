@@ -9,9 +9,11 @@ from notsure.cli.options import (
     add_data_option,
     add_folds_option,
     add_option,
+    add_run_options,
     add_seed_option,
     data_path,
     given,
+    run_options,
 )
 
 _CONFIG = "notsure.jobs.compare:CompareConfig."
@@ -57,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                default_from=_CONFIG + "select_by",
                    help="CV score that chooses each family's hyperparameters")
     p.add_argument("--epochs", type=int, help="override the CNN presets' epochs")
+    add_run_options(p, _CONFIG[:-1])
     p.set_defaults(func=_compare)
 
 
@@ -79,6 +82,6 @@ def _compare(args: argparse.Namespace) -> int:
         models=args.models, test_fraction=args.test_fraction, test_per_class=args.test_per_class,
         cv_folds=args.folds, quick=args.quick, cv_max=dict(args.cv_max),
         fit_max=dict(args.fit_max), class_weight=args.class_weight, select_by=args.select_by,
-        epochs=args.epochs, quiet=args.quiet))
+        epochs=args.epochs, quiet=args.quiet, **run_options(args)))
     print(run_compare(config, argv=args.argv))
     return 0

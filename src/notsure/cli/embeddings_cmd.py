@@ -9,9 +9,11 @@ from notsure.cli.options import (
     add_data_option,
     add_folds_option,
     add_option,
+    add_run_options,
     add_seed_option,
     data_path,
     given,
+    run_options,
 )
 
 _CONFIG = "notsure.jobs.embeddings:EmbeddingsConfig."
@@ -45,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE maps")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the logistic-regression baseline")
+    add_run_options(p, _CONFIG[:-1], resume=False)
     p.set_defaults(func=_embeddings)
 
 
@@ -55,7 +58,7 @@ def _embeddings(args: argparse.Namespace) -> int:
         path=data_path(args), out=args.out, seed=args.seed, n_folds=args.folds,
         inner_folds=args.inner_folds, k_max=args.k_max, weighting=args.weighting, dim=args.dim,
         tsne=not args.no_tsne, tsne_backend=args.tsne_backend, baseline=not args.no_baseline,
-        quiet=args.quiet))
+        quiet=args.quiet, **run_options(args)))
     path = run_embeddings(config, argv=getattr(args, "argv", None))
     print(path)
     return 0

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.commands import add_backend_option, add_command, add_run_argument
-from notsure.cli.options import add_folds_option, add_option, add_seed_option, given
+from notsure.cli.options import (
+    add_folds_option,
+    add_option,
+    add_run_options,
+    add_seed_option,
+    given,
+    run_options,
+)
 
 _CONFIG = "notsure.jobs.selective:SelectiveConfig."
 
@@ -27,9 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_folds_option(p, _CONFIG + "folds", "cross-fitting folds")
     add_option(p, "--members", type=int, default_from=_CONFIG + "members",
                help="CNNs per fold; each fold's ensemble scores the images it held out")
-    p.add_argument("--workers", type=int,
-                   help="processes training fold members at once (default: one per core); "
-                        "results do not depend on it")
     add_option(p, "--strategy", choices=("routed", "min-fold", "min-member"),
                default_from=_CONFIG + "strategy",
                help="decision rule: routed = each image answered by one fold ensemble picked "
@@ -55,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                default_from=_CONFIG + "exclusion_mode",
                help="drop the listed training-pool samples, or train and calibrate them with "
                     "their suggested labels")
+    add_run_options(p, _CONFIG[:-1])
     p.set_defaults(func=_selective)
 
     q = add_command(sub, "predict",
@@ -93,11 +98,10 @@ def _selective(args: argparse.Namespace) -> int:
     config = SelectiveConfig(**given(
         data=args.data, format=args.format, out=args.out, seed=args.seed,
         test_per_class=args.test_per_class, folds=args.folds, members=args.members,
-        workers=args.workers,
         strategy=args.strategy, fpr_meaning=args.fpr_meaning, target_fpr=args.target_fpr,
         delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
         precision=args.precision, exclusions=args.exclusions,
-        exclusion_mode=args.exclusion_mode))
+        exclusion_mode=args.exclusion_mode, **run_options(args)))
     try:
         path = run_selective(config, argv=args.argv)
     except TooFewForTest as exc:  # word the remedy with the flag, not the Python argument

@@ -39,8 +39,10 @@ from notsure.data.exclusions import write_exclusions
 from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import Split, stratified_kfold
 from notsure.errors import ConfigError, DataError
+from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import progress, say
-from notsure.io.run_folder import RunFolder
+from notsure.io.run_folder import RunFolder, read_manifest
+from notsure.jobs.run_options import check_run_options
 from notsure.jobs.selective import SelectiveConfig, check_cross_fit_options, run_selective
 from notsure.jobs.selective_folder import FOLDS_FILE, SelectiveRun
 from notsure.metrics import accuracy, mcnemar
@@ -48,7 +50,9 @@ from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit
 from notsure.models.predict import predict_logits
+from notsure.parallel import DEFAULT_EXECUTOR, execution_of
 from notsure.reports.report import png_bytes
+from notsure.tracking import log_run
 
 #: Id prefixes of a dataset's official test part, analysed by default.
 TEST_PARTS = ("t10k", "test")
@@ -88,6 +92,11 @@ class AmbiguousConfig:
     delta: float = 0.05
     quiet: bool = False
     cnn: dict = field(default_factory=dict)  # CNN settings used when cross-fitting here
+    executor: str = DEFAULT_EXECUTOR  # where fold models train: "local", "processes" or "dask"
+    workers: int | None = None  # processes training fold models at once (None: one per core)
+    scheduler: str | None = None  # address of a dask.distributed scheduler (executor "dask")
+    resume: str | None = None  # folder of a killed run to continue (same settings and data)
+    mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
@@ -105,6 +114,7 @@ class AmbiguousConfig:
             raise ConfigError("--data/--format are for cross-fitting without a run; a run "
                               "folder already names its dataset")
         check_cross_fit_options(self.folds, self.seed, self.epochs)
+        check_run_options(self)
         if self.write_exclusions is not None:
             target = Path(self.write_exclusions)
             if target.is_dir() or not target.parent.is_dir():
@@ -112,8 +122,9 @@ class AmbiguousConfig:
                                   "existing folder")
 
     def cnn_config(self) -> CNNConfig:
-        """The CNN preset for cross-fitting without a run."""
-        return CNNConfig.preset(self.quick, epochs=self.epochs)
+        """The CNN preset for cross-fitting without a run; one thread per fold model, so it
+        comes out the same on every executor."""
+        return CNNConfig.preset(self.quick, epochs=self.epochs, threads=1)
 
 
 @dataclass
@@ -234,11 +245,13 @@ def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Sp
     return scores, split
 
 
-def scores_by_cross_fit(ds: Dataset, config: AmbiguousConfig, cnn: CNNConfig) -> Scores:
+def scores_by_cross_fit(ds: Dataset, config: AmbiguousConfig, cnn: CNNConfig,
+                        checkpoints: CheckpointStore | None = None) -> Scores:
     """Cross-fit ``config.folds`` CNNs on the whole dataset; every image is scored by the one
-    model that held it out."""
+    model that held it out. With ``checkpoints``, trained fold models are saved and reused."""
     plan = stratified_kfold(ds.y, config.folds, config.seed)
-    fit = cross_fit(ds.x, ds.y, ds.n_classes, plan.folds, cnn, config.seed, quiet=config.quiet)
+    fit = cross_fit(ds.x, ds.y, ds.n_classes, plan.folds, cnn, config.seed, quiet=config.quiet,
+                    execution=execution_of(config), checkpoints=checkpoints)
     n = len(ds)
     return Scores(positions=np.arange(n), probs=ensemble_probabilities(fit.oof_logits[None]),
                   source=np.full(n, OUT_OF_FOLD), scorer=fit.fold_of,
@@ -378,14 +391,19 @@ def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: d
                            seed=settings["seed"], test_per_class=settings["test_per_class"],
                            folds=settings["folds"], target_fpr=settings["target_fpr"],
                            delta=settings["delta"], quick=bool(settings["quick"]),
-                           quiet=settings["quiet"], epochs=settings["epochs"])
+                           quiet=settings["quiet"], epochs=settings["epochs"],
+                           executor=settings["executor"], workers=settings["workers"],
+                           scheduler=settings["scheduler"])
     out: dict = {"exclusions": str(exclusions),
                  "preset": "quick" if base.quick else "default", "epochs": base.epochs}
     decided = {}
     for name, file in (("all_labels", None), ("without_suspected", str(exclusions))):
         say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
-        path = run_selective(replace(base, out=str(run.path / "exclusion" / name),
-                                     exclusions=file), argv=argv)
+        path = run.path / "exclusion" / name
+        if not (path / "manifest.json").exists():
+            run_selective(replace(base, out=str(path), exclusions=file), argv=argv)
+        elif read_manifest(path, "selective").get("status") != "complete":  # resumed here
+            run_selective(replace(base, resume=str(path), exclusions=file), argv=argv)
         folder = SelectiveRun(path)
         metrics = folder.metrics
         split = folder.split(len(ds))
@@ -435,14 +453,16 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
         config.cnn = cnn.to_dict()
     t_load = time.perf_counter() - t0
 
-    with RunFolder("ambiguous", config.out, config=config, seed=config.seed, argv=argv) as run:
+    with RunFolder("ambiguous", config.out, config=config, seed=config.seed, argv=argv,
+                   resume=config.resume) as run:
         run.record_timing("load", t_load)
         run.record_data("dataset", ds.provenance())
         with run.stage("score"):
             if config.run is not None:
                 every, split = scores_from_run(Path(config.run), ds, quiet)
             else:
-                every, split = scores_by_cross_fit(ds, config, cnn), None
+                every = scores_by_cross_fit(ds, config, cnn, CheckpointStore(run.path))
+                split = None
             rows, what = analysed_rows(ds, every, config.scope, split)
         with run.stage("knn_opinions"):
             every.knn = knn_opinions(ds, every, config.knn_k, quiet)
@@ -482,6 +502,8 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
 
             write_outputs(run, result)
         run.finish()
+    if config.mlflow is not None:
+        log_run(run.path, config.mlflow)
     say(summary_line(result, run.path), quiet=quiet)
     return run.path
 
@@ -495,7 +517,8 @@ def _measure_settings(config: AmbiguousConfig, run_manifest: dict | None) -> dic
     settings = {k: source.get(k, getattr(config, k)) for k in keys}
     if config.epochs is not None:
         settings["epochs"] = config.epochs
-    return {**settings, "quiet": config.quiet}
+    return {**settings, "quiet": config.quiet, "executor": config.executor,
+            "workers": config.workers, "scheduler": config.scheduler}
 
 
 def write_images(run: RunFolder, ds: Dataset, scores: Scores, index: np.ndarray,

@@ -35,10 +35,14 @@ from notsure.data.splits import (
     stratified_test_split,
 )
 from notsure.errors import ConfigError
-from notsure.io.progress import progress, say
+from notsure.io.checkpoints import CheckpointStore
+from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
+from notsure.jobs.run_options import check_run_options
 from notsure.models import CNNConfig, predict_logits, train_cnn
 from notsure.models.classical import CLASS_WEIGHTS, Family, families, params_text, pixel_features
+from notsure.parallel import DEFAULT_EXECUTOR, execution_of, run_tasks
+from notsure.tracking import log_run
 
 CNN_MODELS: tuple[str, ...] = ("cnn", "cnn_deep")
 CNN_TITLES = {"cnn": "CNN (selective job's)", "cnn_deep": "deeper CNN"}
@@ -74,6 +78,11 @@ class CompareConfig:
     select_by: str = "macro_f1"
     epochs: int | None = None  # override the CNN presets' epochs
     quiet: bool = False
+    executor: str = DEFAULT_EXECUTOR  # where the CV fits run: "local", "processes" or "dask"
+    workers: int | None = None  # processes running CV fits at once (None: one per core)
+    scheduler: str | None = None  # address of a dask.distributed scheduler (executor "dask")
+    resume: str | None = None  # folder of a killed run to continue (same settings and data)
+    mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
@@ -97,6 +106,7 @@ class CompareConfig:
             raise ConfigError(f"--select-by must be one of {SELECT_BY}, got {self.select_by!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        check_run_options(self)
         for option, caps in (("--cv-max", self.cv_max), ("--fit-max", self.fit_max)):
             for name, n in caps.items():
                 if name != "all" and name not in ALL_MODELS:
@@ -298,23 +308,79 @@ def fold_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
             "macro_f1": float(metrics.precision_recall_f1(y_true, y_pred, average="macro")[2])}
 
 
-def cross_validate(family: Family, features: np.ndarray, y: np.ndarray,
-                   folds: Sequence[tuple[np.ndarray, np.ndarray]], config: CompareConfig,
-                   standardize: bool) -> CvResult:
-    """Score every candidate of ``family`` on every fold; choose the best mean ``select_by``
-    (ties: the earlier, simpler candidate)."""
+@dataclass(frozen=True)
+class CvFold:
+    """One CV task: every candidate of ``family`` fitted on ``fit``, predicting ``val``."""
+
+    family: Family
+    fold: int
+    fit: np.ndarray
+    val: np.ndarray
+    seed: int
+    class_weight: str | None
+    standardize: bool
+
+    @property
+    def name(self) -> str:
+        return f"cv-{self.family.name}-fold{self.fold}"
+
+
+def cv_fold_predictions(task: CvFold, data: tuple[np.ndarray, np.ndarray]
+                        ) -> tuple[np.ndarray, float]:
+    """Predictions ``(candidates, len(val))`` of one CV fold (``data``: features, labels) and
+    the seconds they took."""
+    features, y = data
     t0 = time.perf_counter()
+    pred = task.family.grid_predict(features[task.fit], y[task.fit], features[task.val],
+                                    task.seed, task.class_weight, task.standardize)
+    return pred, time.perf_counter() - t0
+
+
+def run_cv_folds(plans: list[ModelPlan], features: np.ndarray, y: np.ndarray,
+                 config: CompareConfig, standardize: bool,
+                 store: CheckpointStore | None = None
+                 ) -> dict[str, tuple[list[np.ndarray], float]]:
+    """Every classical family's CV fold predictions and their seconds in all, computed as
+    independent tasks on ``config.execution``; each fold is checkpointed as it finishes and
+    reused on resume."""
+    tasks = [CvFold(p.family, f, fit, val, config.seed, config.class_weight, standardize)
+             for p in plans if p.family is not None for f, (fit, val) in enumerate(p.folds)]
+    done = {}
+    for t in tasks:
+        if store is not None and store.has(t.name):
+            saved = store.load(t.name)
+            done[t.name] = (saved.arrays["pred"], saved.meta["seconds"])
+    todo = [t for t in tasks if t.name not in done]
+
+    def save(i: int, result: tuple[np.ndarray, float]) -> None:
+        if store is not None:
+            store.save(todo[i].name, arrays={"pred": result[0]}, meta={"seconds": result[1]})
+
+    new = run_tasks(cv_fold_predictions, todo, shared=(features, y), execution=execution_of(config),
+                    threads=CLASSICAL_THREADS, names=[t.name for t in todo], on_result=save,
+                    desc="CV folds", quiet=config.quiet)
+    done.update((t.name, result) for t, result in zip(todo, new, strict=True))
+    out: dict[str, tuple[list[np.ndarray], float]] = {}
+    for t in tasks:
+        preds, seconds = out.get(t.family.name, ([], 0.0))
+        out[t.family.name] = ([*preds, done[t.name][0]], seconds + done[t.name][1])
+    return out
+
+
+def cross_validate(family: Family, y: np.ndarray,
+                   folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                   fold_preds: Sequence[np.ndarray], config: CompareConfig,
+                   seconds: float = 0.0) -> CvResult:
+    """Score every candidate of ``family`` on every fold from its predictions ``fold_preds``;
+    choose the best mean ``select_by`` (ties: the earlier, simpler candidate)."""
     scores = {m: np.zeros((len(family.grid), len(folds))) for m in CV_METRICS}
-    for f, (fit, val) in enumerate(progress(folds, desc=f"CV {family.name}",
-                                            quiet=config.quiet)):
-        preds = family.grid_predict(features[fit], y[fit], features[val], config.seed,
-                                    config.class_weight, standardize)
+    for f, ((_, val), preds) in enumerate(zip(folds, fold_preds, strict=True)):
         for c, pred in enumerate(preds):
             for metric, value in fold_scores(y[val], pred).items():
                 scores[metric][c, f] = value
     means = scores[config.select_by].mean(axis=1)
     chosen = int(np.flatnonzero(means == means.max())[0])
-    return CvResult(family.grid, scores, chosen, config.select_by, time.perf_counter() - t0)
+    return CvResult(family.grid, scores, chosen, config.select_by, seconds)
 
 
 def balanced_resample(y: np.ndarray, index: np.ndarray, seed: int) -> np.ndarray:
@@ -333,14 +399,16 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
 
 
 def evaluate_model(plan: ModelPlan, ds: Dataset, features: np.ndarray, split: Split,
-                   config: CompareConfig) -> ModelResult:
-    """Select (CV), refit on the plan's training samples, then predict the test split once,
-    unless the training samples overlap it (then refused, never scored)."""
+                   config: CompareConfig, fold_preds: Sequence[np.ndarray] = (),
+                   cv_seconds: float = 0.0) -> ModelResult:
+    """Select (CV, from the fold predictions of :func:`run_cv_folds`), refit on the plan's
+    training samples, then predict the test split once, unless the training samples overlap it
+    (then refused, never scored)."""
     standardize = ds.kind == "vectors"
     cv, history = None, []
     if plan.family is not None:
         with threadpool_limits(CLASSICAL_THREADS):
-            cv = cross_validate(plan.family, features, ds.y, plan.folds, config, standardize)
+            cv = cross_validate(plan.family, ds.y, plan.folds, fold_preds, config, cv_seconds)
             params = dict(cv.candidates[cv.chosen])
             say(f"{plan.title}: chose {params_text(params)} (CV {config.select_by} "
                 f"{cv.mean(config.select_by)[cv.chosen]:.4f})", quiet=config.quiet)
@@ -414,25 +482,33 @@ def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
     t_split = time.perf_counter() - t0
     n_dup = 0 if groups is None else int(len(ds) - len(np.unique(groups)))
 
-    with RunFolder("compare", config.out, config=config, seed=config.seed, argv=argv) as run:
+    with RunFolder("compare", config.out, config=config, seed=config.seed, argv=argv,
+                   resume=config.resume) as run:
         run.record_timing("load", t_load)
         run.record_timing("split_and_plan", t_split)
         run.record_data("dataset", ds.provenance())
         save_split(run, split)
         scale = pixel_scale(ds, split.train)
         features = pixel_features(ds.x, scale or 1.0)
+        with run.stage("cross_validation"):
+            cv_folds = run_cv_folds(plans, features, ds.y, config, ds.kind == "vectors",
+                                    CheckpointStore(run.path))
         results = []
         for plan in plans:
             say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {plan.n_trained:,} "
                 "final training samples", quiet=quiet)
             with run.stage(f"model:{plan.name}"):
-                results.append(evaluate_model(plan, ds, features, split, config))
+                results.append(evaluate_model(plan, ds, features, split, config,
+                                              *cv_folds.get(plan.name, ((), 0.0))))
         result = CompareResult(config, ds, split, n_dup, scale, results)
         with run.stage("report"):
             from notsure.jobs.compare_report import write_outputs
 
             write_outputs(run, result)
         run.finish()
+    if config.mlflow is not None:
+        log_run(run.path, config.mlflow,
+                curves={m.name: m.history for m in result.models if m.history})
     say(summary_line(result, run.path), quiet=quiet)
     return run.path
 

@@ -27,6 +27,9 @@ from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
+from notsure.jobs.run_options import check_run_options
+from notsure.parallel import execution_of
+from notsure.tracking import log_run
 
 #: Where the customer's file lives under the data folder.
 DEFAULT_FILE = Path("syndromes") / "mini_gm_public_v0.1.p"
@@ -61,6 +64,12 @@ class EmbeddingsConfig:
     baseline_cs: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
     class_weight: str | None = "balanced"
     quiet: bool = False
+    # Where the outer folds run. "local" by default: they are small next to starting worker
+    # processes; "processes" or "dask" spread them when the data grow.
+    executor: str = "local"
+    workers: int | None = None  # processes or local Dask workers (None: one per core)
+    scheduler: str | None = None  # address of a dask.distributed scheduler (executor "dask")
+    mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
@@ -88,6 +97,7 @@ class EmbeddingsConfig:
                               f"got {self.class_weight!r}")
         if self.dim is not None and self.dim < 1:
             raise ConfigError(f"--dim must be >= 1, got {self.dim}")
+        check_run_options(self)
 
 
 @dataclass
@@ -187,7 +197,8 @@ def evaluate_knn(ds: Dataset, plan: KFoldPlan, config: EmbeddingsConfig) -> dict
         dist = knn.pairwise_distances(ds.x, ds.x, metric)
         cv = embedding_cv.knn_cv(dist, ds.y, ds.groups, ds.n_classes, plan, k_max=config.k_max,
                                  n_inner=config.inner_folds, seed=config.seed,
-                                 weighting=config.weighting, name=metric)
+                                 weighting=config.weighting, name=metric,
+                                 execution=execution_of(config), quiet=config.quiet)
         seconds = time.perf_counter() - t0
         methods[metric] = _method(metric, f"k-NN {DISTANCE_NAMES[metric]}", cv, ds.y,
                                   ds.n_classes, seconds)
@@ -199,7 +210,8 @@ def evaluate_baseline(ds: Dataset, plan: KFoldPlan, config: EmbeddingsConfig) ->
     t0 = time.perf_counter()
     cv = embedding_cv.logreg_cv(ds.x, ds.y, ds.groups, ds.n_classes, plan,
                                 cs=config.baseline_cs, n_inner=config.inner_folds,
-                                seed=config.seed, class_weight=config.class_weight)
+                                seed=config.seed, class_weight=config.class_weight,
+                                execution=execution_of(config), quiet=config.quiet)
     return _method("logreg", "logistic regression", cv, ds.y, ds.n_classes,
                    time.perf_counter() - t0)
 
@@ -271,6 +283,8 @@ def run_embeddings(config: EmbeddingsConfig, argv: list[str] | None = None) -> P
 
             write_outputs(run, result)
         run.finish()
+    if config.mlflow is not None:
+        log_run(run.path, config.mlflow)
     say(summary_line(result, run.path), quiet=quiet)
     return run.path
 

@@ -47,11 +47,13 @@ from notsure.decisions import (
     score_kinds,
 )
 from notsure.errors import ConfigError
+from notsure.io.checkpoints import CheckpointStore
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard import fit_guard, guard_summary
 from notsure.jobs.predictor import Decisions, SelectivePredictor
+from notsure.jobs.run_options import check_run_options
 from notsure.jobs.selective_folder import write_plan, write_scores
 from notsure.metrics import (
     accuracy,
@@ -62,8 +64,10 @@ from notsure.metrics import (
     risk_coverage_curve,
     selective_accuracy,
 )
-from notsure.models.cnn import CNNConfig, resolve_threads
+from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import CrossFit, cross_fit
+from notsure.parallel import DEFAULT_EXECUTOR, execution_of
+from notsure.tracking import log_run
 
 EXCLUSION_MODES = ("drop", "relabel")
 # Per member of the default run (the CNN preset's own default is 8): 2 folds x 3 members of 6
@@ -83,7 +87,9 @@ class SelectiveConfig:
     test_per_class: int = 1000
     folds: int = 2
     members: int = 3  # CNNs per fold; the fold's ensemble scores its held-out images
+    executor: str = DEFAULT_EXECUTOR  # where members train: "local", "processes" or "dask"
     workers: int | None = None  # processes training members at once (None: one per core)
+    scheduler: str | None = None  # address of a dask.distributed scheduler (executor "dask")
     strategy: str = "routed"  # decision rule, one of notsure.decisions.RULES
     target_fpr: float = 0.00015
     delta: float = 0.05
@@ -95,6 +101,8 @@ class SelectiveConfig:
     cnn: dict = field(default_factory=dict)  # filled with the CNN settings actually used
     exclusions: str | None = None  # exclusion CSV (id,given_label,suggested_label) for the pool
     exclusion_mode: str = "drop"  # "drop" the listed pool samples or "relabel" them
+    resume: str | None = None  # folder of a killed run to continue (same settings and data)
+    mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
@@ -109,8 +117,6 @@ class SelectiveConfig:
             raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
         if self.members < 1:
             raise ConfigError(f"--members must be >= 1, got {self.members}")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         if self.strategy not in RULES:
             raise ConfigError(f"--strategy must be one of {', '.join(RULES)}, "
                               f"got {self.strategy!r}")
@@ -118,6 +124,7 @@ class SelectiveConfig:
             raise ConfigError(f"--fpr-meaning must be one of {', '.join(MEANINGS)}, "
                               f"got {self.fpr_meaning!r}")
         check_cross_fit_options(self.folds, self.seed, self.epochs)
+        check_run_options(self)
 
     def cnn_config(self) -> CNNConfig:
         """The CNN preset (``--quick`` or default) with ``--epochs``/``--precision`` applied;
@@ -127,8 +134,8 @@ class SelectiveConfig:
         log((1 - e + e/C) / (e/C)), squeezing confident right and confident wrong answers into one
         band, exactly where a 0.00015 FPR threshold has to separate them.
         """
-        # One thread per member: members train in parallel processes (``workers``), and a
-        # member's numbers must not depend on how many processes there are.
+        # One thread per member: members train in parallel processes (``executor``), and a
+        # member's numbers must not depend on where or beside how many others it trains.
         epochs = self.epochs if self.epochs is not None or self.quick else DEFAULT_EPOCHS
         return CNNConfig.preset(self.quick, epochs=epochs, precision=self.precision, threads=1)
 
@@ -275,7 +282,8 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
     plan = stratified_kfold(data.y[pool], config.folds, config.seed)
     t_split = time.perf_counter() - t0
 
-    with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv) as run:
+    with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv,
+                   resume=config.resume) as run:
         run.record_timing("load", t_load)
         run.record_timing("split", t_split)
         run.record_data("dataset", ds.provenance())
@@ -285,7 +293,7 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
         with run.stage("leakage_check"):
             leakage = leakage_report(ds.x, split)
         result = fit_and_evaluate(config, cnn, data, split, plan, leakage, exclusions=exclusions,
-                                  stage=run.stage)
+                                  stage=run.stage, checkpoints=CheckpointStore(run.path))
         with run.stage("save_scores"):
             save_scores(run, result)
         with run.stage("save_model"):
@@ -300,6 +308,8 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
 
             write_outputs(run, result)
         run.finish(seal=["predictor.json", "thresholds.json"])
+    if config.mlflow is not None:
+        log_run(run.path, config.mlflow)
     say(summary_line(result, run.path), quiet=quiet)
     return run.path
 
@@ -320,9 +330,10 @@ def _no_stage(name: str) -> Iterator[None]:
 
 def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split, plan,
                      leakage: dict, exclusions: dict | None = None,
-                     stage: Callable[[str], contextlib.AbstractContextManager] = _no_stage
-                     ) -> SelectiveResult:
-    """Cross-fit, calibrate on out-of-fold scores, decide on the test set; no disk access.
+                     stage: Callable[[str], contextlib.AbstractContextManager] = _no_stage,
+                     checkpoints: CheckpointStore | None = None) -> SelectiveResult:
+    """Cross-fit, calibrate on out-of-fold scores, decide on the test set; no disk access but
+    the optional ``checkpoints`` of trained members (saved as they finish, reused on resume).
 
     Trains and calibrates on ``ds.y[split.train]`` and scores against ``ds.y[split.test]``: to
     relabel, pass a copy of the dataset whose labels differ only at pool positions. ``stage``
@@ -334,8 +345,8 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
     m_test = config.test_per_class * (ds.n_classes - 1)
     with stage("cross_fit"):
         fit = cross_fit(ds.x[pool], ds.y[pool], ds.n_classes, plan.folds, cnn, config.seed,
-                        members=config.members, workers=config.workers or resolve_threads(None),
-                        x_extra=ds.x[test], quiet=quiet)
+                        members=config.members, execution=execution_of(config),
+                        checkpoints=checkpoints, x_extra=ds.x[test], quiet=quiet)
 
     with stage("calibrate"):
         # Thresholds see only out-of-fold scores of non-test images.
