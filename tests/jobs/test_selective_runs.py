@@ -74,7 +74,7 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(bars, local_run, tmp_pa
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert second.exists(), "the run ended or stalled before its second fold's checkpoint"
+    assert second.exists(), "the run ended or stalled before its third member's checkpoint"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "running"  # killed: never marked complete
     kept = {p.parent.name: p.stat().st_mtime_ns
@@ -85,6 +85,9 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(bars, local_run, tmp_pa
     assert main(["predict", str(out), str(bars)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not complete" in err[0] and "--resume" in err[0]
+    assert main(["evaluate", str(out), str(bars)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"notsure selective --resume {out}" in err[0]
 
     assert main([*job_args(bars), "--epochs", "4", "--resume", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -90,9 +90,12 @@ class SelectiveRun:
         self.manifest = read_json(self.path / MANIFEST)
         if (self.manifest.get("job") != "selective"
                 or self.manifest.get("status") != "complete"):
+            unfinished = self.manifest.get("job") == "selective"
             raise ConfigError(f"{self.path}: not a finished `notsure selective` run (job "
                               f"{self.manifest.get('job')!r}, status "
-                              f"{self.manifest.get('status')!r})")
+                              f"{self.manifest.get('status')!r})"
+                              + (f"; finish it with `notsure selective --resume {self.path}`"
+                                 if unfinished else ""))
 
     @property
     def config(self) -> dict:
