@@ -9,8 +9,11 @@ images) travel once per worker as ``shared``, not once per task.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -103,6 +106,11 @@ def _init_worker(shared: Any, threads: int) -> None:
     global _SHARED
     _SHARED = shared
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    # tqdm's default lock is a multiprocessing one, which a worker ended by SIGTERM would
+    # leave behind (and the resource tracker warn about); a worker's bars need no such lock.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _call_in_worker(fn: Callable[[T, Any], R], task: T, threads: int) -> R:
@@ -165,25 +173,61 @@ def _run_processes(fn, tasks, shared, execution, threads, names, done, desc, qui
     for attempt in (1, 2):
         workers = execution.workers or _default_workers(len(todo))
         context = multiprocessing.get_context("spawn")  # no fork: torch's threads survive it badly
-        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                    initargs=(shared, threads)) as pool:
-            futures = {pool.submit(_call_in_worker, fn, tasks[i], threads): i
-                       for i in sorted(todo)}
+        pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                      initargs=(shared, threads))
+        finished = False
+        try:
+            with _interrupts_held():  # workers start here, each sent the shared input
+                futures = {pool.submit(_call_in_worker, fn, tasks[i], threads): i
+                           for i in sorted(todo)}
             running: set[int] = set()
-            try:
-                for future in progress(_as_completed(futures, running), desc=desc,
-                                       total=len(futures), quiet=quiet):
-                    i = futures[future]
-                    done(i, future.result())
-                    todo.discard(i)
-            except cf.process.BrokenProcessPool:
-                if attempt == 2:
-                    which = ", ".join(names[i] for i in sorted(running or todo))
-                    raise WorkerLost(f"a worker process died twice while running {which}; "
-                                     "finished tasks are kept (rerun with --resume to continue)"
-                                     ) from None
-                continue
+            for future in progress(_as_completed(futures, running), desc=desc,
+                                   total=len(futures), quiet=quiet):
+                i = futures[future]
+                done(i, future.result())
+                todo.discard(i)
+            finished = True
+        except cf.process.BrokenProcessPool:
+            if attempt == 2:
+                which = ", ".join(names[i] for i in sorted(running or todo))
+                raise WorkerLost(f"a worker process died twice while running {which}; "
+                                 "finished tasks are kept (rerun with --resume to continue)"
+                                 ) from None
+            continue
+        finally:
+            _stop(pool, finished)
         return
+
+
+def _stop(pool: cf.ProcessPoolExecutor, finished: bool) -> None:
+    """Shut the pool down; unless every task finished (an error, Ctrl-C, SIGTERM), end its
+    workers at once instead of waiting for the tasks they are running."""
+    if not finished:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=not finished)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while worker processes start, then deliver them: an interrupt
+    in the middle of sending a new worker its input leaves it a truncated pickle, and a
+    traceback on the terminal."""
+    held: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {sig: signal.signal(sig, lambda sig, frame: held.append(sig))
+                    for sig in wanted}
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(held):
+            signal.raise_signal(sig)
 
 
 def _run_dask(fn, tasks, shared, execution, threads, names, done, desc, quiet) -> None:
