@@ -12,7 +12,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from notsure.jobs.ambiguous import AmbiguousConfig, run_ambiguous
+from notsure.jobs.ambiguous import AmbiguousConfig
+from notsure.jobs.ambiguous_report import run_ambiguous
 
 TARGET_S = 300.0
 

@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, top_k_accuracy_score
 
 from notsure.data.load import load
-from notsure.jobs.embeddings import EmbeddingsConfig, load_embeddings, run_embeddings
+from notsure.jobs.embeddings import EmbeddingsConfig, load_embeddings
+from notsure.jobs.embeddings_report import run_embeddings
 
 pytestmark = pytest.mark.slow
 

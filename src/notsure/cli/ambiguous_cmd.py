@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ambiguous(args: argparse.Namespace) -> int:
-    from notsure.jobs.ambiguous import AmbiguousConfig, run_ambiguous
+    from notsure.jobs.ambiguous import AmbiguousConfig
+    from notsure.jobs.ambiguous_report import run_ambiguous
 
     config = AmbiguousConfig(**given(
         run=args.run, scope=args.scope, data=args.data, format=args.format, out=args.out,

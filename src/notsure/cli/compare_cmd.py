@@ -75,7 +75,8 @@ def _cap(text: str) -> tuple[str, int]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from notsure.jobs.compare import CompareConfig, run_compare
+    from notsure.jobs.compare import CompareConfig
+    from notsure.jobs.compare_report import run_compare
 
     config = CompareConfig(**given(
         data=data_path(args), format=args.format, labels=args.labels, out=args.out, seed=args.seed,

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _embeddings(args: argparse.Namespace) -> int:
-    from notsure.jobs.embeddings import EmbeddingsConfig, run_embeddings
+    from notsure.jobs.embeddings import EmbeddingsConfig
+    from notsure.jobs.embeddings_report import run_embeddings
 
     config = EmbeddingsConfig(**given(
         path=data_path(args), out=args.out, seed=args.seed, n_folds=args.folds,

@@ -13,7 +13,6 @@ class to both models.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import numpy as np
 from notsure.analysis.ambiguity import (
     RANK_BY,
     ConfidentLearning,
-    class_thresholds,
     confidence,
     confident_learning,
     ensemble_probabilities,
@@ -35,24 +33,21 @@ from notsure.analysis.ambiguity import (
 )
 from notsure.data import load
 from notsure.data.dataset import Dataset
-from notsure.data.exclusions import write_exclusions
 from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import Split, stratified_kfold
 from notsure.errors import ConfigError, DataError
 from notsure.io.checkpoints import CheckpointStore
-from notsure.io.progress import progress, say
-from notsure.io.run_folder import RunFolder, read_manifest
+from notsure.io.progress import progress
+from notsure.io.run_folder import RunFolder
 from notsure.jobs.run_options import check_run_options
-from notsure.jobs.selective import SelectiveConfig, check_cross_fit_options, run_selective
+from notsure.jobs.selective import check_cross_fit_options
 from notsure.jobs.selective_folder import FOLDS_FILE, SelectiveRun
-from notsure.metrics import accuracy, mcnemar
 from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit
 from notsure.models.predict import predict_logits
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of
 from notsure.reports.report import png_bytes
-from notsure.tracking import log_run
 
 #: Id prefixes of a dataset's official test part, analysed by default.
 TEST_PARTS = ("t10k", "test")
@@ -381,144 +376,8 @@ def rank_tables(ds: Dataset, scores: Scores, index: np.ndarray, top: int,
 
 # -- exclusion measurement --------------------------------------------------------------------
 
-def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: dict,
-                      argv: list[str] | None) -> dict:
-    """Run the selective job (same settings, hence the same locked test split) twice: on every
-    label, and with the images listed in ``exclusions`` dropped from training. Each
-    lands in its own run folder under ``exclusion/``; returns both runs' headline numbers and a
-    paired comparison on the shared test images."""
-    base = SelectiveConfig(data=settings["data"], format=settings["format"],
-                           seed=settings["seed"], test_per_class=settings["test_per_class"],
-                           folds=settings["folds"], target_fpr=settings["target_fpr"],
-                           delta=settings["delta"], quick=bool(settings["quick"]),
-                           quiet=settings["quiet"], epochs=settings["epochs"],
-                           executor=settings["executor"], workers=settings["workers"],
-                           scheduler=settings["scheduler"])
-    out: dict = {"exclusions": str(exclusions),
-                 "preset": "quick" if base.quick else "default", "epochs": base.epochs}
-    decided = {}
-    for name, file in (("all_labels", None), ("without_suspected", str(exclusions))):
-        say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
-        path = run.path / "exclusion" / name
-        if not (path / "manifest.json").exists():
-            run_selective(replace(base, out=str(path), exclusions=file), argv=argv)
-        elif read_manifest(path, "selective").get("status") != "complete":  # resumed here
-            run_selective(replace(base, resume=str(path), exclusions=file), argv=argv)
-        folder = SelectiveRun(path)
-        metrics = folder.metrics
-        split = folder.split(len(ds))
-        stored = folder.scores(split)
-        decided[name] = (split, stored["test_candidate"], stored["test_prediction"])
-        after = metrics["after"]
-        out[name] = {"run": str(path), "n_train": int(len(split.train)),
-                     "n_test": int(len(split.test)),
-                     "accuracy": metrics["before"]["accuracy"],
-                     "coverage": after["coverage"], "n_errors_after": after["n_errors"],
-                     "max_fpr": max(v for v in after["fpr"] if v is not None),
-                     "exclusions": metrics.get("exclusions")}
-    (split_a, cand_a, pred_a), (split_b, cand_b, pred_b) = (decided["all_labels"],
-                                                            decided["without_suspected"])
-    if not np.array_equal(split_a.test, split_b.test):
-        raise DataError("the two measurement runs have different test splits; cannot pair them")
-    y = ds.y[split_a.test]
-    test = mcnemar(cand_a == y, cand_b == y)
-    out["paired"] = {"all_right_only": test.only_a, "without_right_only": test.only_b,
-                     "mcnemar_p": test.p_value,
-                     "accuracy_change": accuracy(y, cand_b) - accuracy(y, cand_a),
-                     "accepted_all_only": int(np.sum((pred_a >= 0) & (pred_b < 0))),
-                     "accepted_without_only": int(np.sum((pred_a < 0) & (pred_b >= 0)))}
-    return out
-
 
 # -- the job ----------------------------------------------------------------------------------
-
-def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole job and return the run folder."""
-    config.validate()
-    quiet = config.quiet
-    # Input is read and checked before the run folder exists: bad input writes nothing.
-    t0 = time.perf_counter()
-    run_manifest = None
-    if config.run is not None:
-        run_dir = Path(config.run)
-        folder = SelectiveRun(run_dir)
-        folder.predictor()  # a clear error early if its predictor is not intact
-        ds, run_manifest = folder.dataset(), folder.manifest
-        if ds.kind != "images":
-            raise ConfigError(f"{ds.source}: the ambiguity job needs images, got {ds.kind}")
-        cnn = None
-    else:
-        ds = load_dataset(config.data, config.format, quiet)
-        cnn = config.cnn_config()
-        config.cnn = cnn.to_dict()
-    t_load = time.perf_counter() - t0
-
-    with RunFolder("ambiguous", config.out, config=config, seed=config.seed, argv=argv,
-                   resume=config.resume) as run:
-        run.record_timing("load", t_load)
-        run.record_data("dataset", ds.provenance())
-        with run.stage("score"):
-            if config.run is not None:
-                every, split = scores_from_run(Path(config.run), ds, quiet)
-            else:
-                every = scores_by_cross_fit(ds, config, cnn, CheckpointStore(run.path))
-                split = None
-            rows, what = analysed_rows(ds, every, config.scope, split)
-        with run.stage("knn_opinions"):
-            every.knn = knn_opinions(ds, every, config.knn_k, quiet)
-        with run.stage("leakage_check"):
-            count_out_of_sample(every)  # the analysed rows are among these
-            scores = every.take(rows)
-            checked = len(rows)
-        with run.stage("rank"):
-            index, index_in_file = file_index(ds, scores.positions)
-            y_every = ds.y[every.positions]
-            thresholds = class_thresholds(every.both, y_every)
-            cl = confident_learning(scores.both, ds.y[scores.positions], thresholds=thresholds,
-                                    rank_by=config.rank_by)
-            counts = flag_counts(every, y_every, rows)
-            tables = rank_tables(ds, scores, index, config.top, cl)
-        with run.stage("images"):
-            write_images(run, ds, scores, index, tables)
-        flagged = [r for r in tables["suspected_label_errors"] if r["cl_flagged"]]
-        exclusions = run.file("exclusions.csv")
-        for target in (exclusions, config.write_exclusions):
-            if target is not None:
-                write_exclusions(target, [r["id"] for r in flagged],
-                                 [r["given_label"] for r in flagged],
-                                 [r["suggested_label"] for r in flagged])
-        exclusion = None
-        if config.measure_exclusion and flagged:
-            with run.stage("measure_exclusion"):
-                settings = _measure_settings(config, run_manifest)
-                exclusion = measure_exclusion(run, ds, exclusions, settings, argv)
-        result = AmbiguousResult(config=config, dataset=ds, analysed=what, scores=scores,
-                                 n_scored=len(every.positions), index=index,
-                                 index_in_file=index_in_file, cl=cl,
-                                 flag_counts=counts, tables=tables, leakage_checked=checked,
-                                 exclusion=exclusion, run_manifest=run_manifest)
-        with run.stage("report"):
-            from notsure.jobs.ambiguous_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish()
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow)
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
-
-
-def _measure_settings(config: AmbiguousConfig, run_manifest: dict | None) -> dict:
-    """Settings of the two selective runs: the analysed run's (its preset too), else this job's;
-    ``--epochs`` overrides either."""
-    source = (run_manifest or {}).get("config") or {}
-    keys = ("data", "format", "seed", "test_per_class", "folds", "target_fpr", "delta", "quick",
-            "epochs")
-    settings = {k: source.get(k, getattr(config, k)) for k in keys}
-    if config.epochs is not None:
-        settings["epochs"] = config.epochs
-    return {**settings, "quiet": config.quiet, "executor": config.executor,
-            "workers": config.workers, "scheduler": config.scheduler}
 
 
 def write_images(run: RunFolder, ds: Dataset, scores: Scores, index: np.ndarray,

@@ -29,7 +29,6 @@ from notsure.data.splits import (
     Split,
     content_ids,
     find_duplicates_across,
-    save_split,
     stratified_fraction_split,
     stratified_kfold,
     stratified_test_split,
@@ -37,12 +36,10 @@ from notsure.data.splits import (
 from notsure.errors import ConfigError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
-from notsure.io.run_folder import RunFolder
 from notsure.jobs.run_options import check_run_options
 from notsure.models import CNNConfig, predict_logits, train_cnn
-from notsure.models.classical import CLASS_WEIGHTS, Family, families, params_text, pixel_features
+from notsure.models.classical import CLASS_WEIGHTS, Family, families, params_text
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of, run_tasks
-from notsure.tracking import log_run
 
 CNN_MODELS: tuple[str, ...] = ("cnn", "cnn_deep")
 CNN_TITLES = {"cnn": "CNN (selective job's)", "cnn_deep": "deeper CNN"}
@@ -392,7 +389,8 @@ def balanced_resample(y: np.ndarray, index: np.ndarray, seed: int) -> np.ndarray
     return np.sort(rng.choice(index, size=len(index), p=weights / weights.sum()))
 
 
-def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
+def timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    """``fn(*args, **kwargs)`` and the seconds it took."""
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
@@ -412,7 +410,7 @@ def evaluate_model(plan: ModelPlan, ds: Dataset, features: np.ndarray, split: Sp
             params = dict(cv.candidates[cv.chosen])
             say(f"{plan.title}: chose {params_text(params)} (CV {config.select_by} "
                 f"{cv.mean(config.select_by)[cv.chosen]:.4f})", quiet=config.quiet)
-            model, fit_s = _timed(plan.family.fit, params, features[plan.fit_index],
+            model, fit_s = timed(plan.family.fit, params, features[plan.fit_index],
                                   ds.y[plan.fit_index], config.seed, config.class_weight,
                                   standardize)
 
@@ -426,7 +424,7 @@ def evaluate_model(plan: ModelPlan, ds: Dataset, features: np.ndarray, split: Sp
         train = plan.fit_index
         if config.class_weight == "balanced":
             train = balanced_resample(ds.y, train, config.seed)
-        result, fit_s = _timed(train_cnn, ds.x[train], ds.y[train], ds.n_classes, plan.cnn,
+        result, fit_s = timed(train_cnn, ds.x[train], ds.y[train], ds.n_classes, plan.cnn,
                                config.seed, quiet=config.quiet)
         history = result.history
 
@@ -440,7 +438,7 @@ def evaluate_model(plan: ModelPlan, ds: Dataset, features: np.ndarray, split: Sp
     if refused is not None:
         say(f"{plan.title}: REFUSED to score on the test split: {refused}", quiet=config.quiet)
         return ModelResult(plan, params, cv, fit_s, None, None, refused, history)
-    y_pred, predict_s = _timed(predict, x_test)
+    y_pred, predict_s = timed(predict, x_test)
     return ModelResult(plan, params, cv, fit_s, predict_s, np.asarray(y_pred, dtype=np.int64),
                        None, history)
 
@@ -466,53 +464,6 @@ def pixel_scale(ds: Dataset, train: np.ndarray) -> float | None:
     return 1.0 if ds.x[train].max() <= 1 else 255.0
 
 
-def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole comparison and return the run folder."""
-    config.validate()
-    quiet = config.quiet
-    # Input is read, the split drawn and every model's samples planned before the run folder
-    # exists: bad input writes nothing.
-    (ds, t_load) = _timed(load_data, config)
-    say(f"loaded {len(ds):,} {ds.kind} {ds.shape} in {ds.n_classes} classes from {ds.source}",
-        quiet=quiet)
-    t0 = time.perf_counter()
-    groups = leak_groups(ds)
-    split = lock_split(ds, config, groups)
-    plans = plan_models(ds, split, config, groups)
-    t_split = time.perf_counter() - t0
-    n_dup = 0 if groups is None else int(len(ds) - len(np.unique(groups)))
-
-    with RunFolder("compare", config.out, config=config, seed=config.seed, argv=argv,
-                   resume=config.resume) as run:
-        run.record_timing("load", t_load)
-        run.record_timing("split_and_plan", t_split)
-        run.record_data("dataset", ds.provenance())
-        save_split(run, split)
-        scale = pixel_scale(ds, split.train)
-        features = pixel_features(ds.x, scale or 1.0)
-        with run.stage("cross_validation"):
-            cv_folds = run_cv_folds(plans, features, ds.y, config, ds.kind == "vectors",
-                                    CheckpointStore(run.path))
-        results = []
-        for plan in plans:
-            say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {plan.n_trained:,} "
-                "final training samples", quiet=quiet)
-            with run.stage(f"model:{plan.name}"):
-                results.append(evaluate_model(plan, ds, features, split, config,
-                                              *cv_folds.get(plan.name, ((), 0.0))))
-        result = CompareResult(config, ds, split, n_dup, scale, results)
-        with run.stage("report"):
-            from notsure.jobs.compare_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish()
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow,
-                curves={m.name: m.history for m in result.models if m.history})
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
-
-
 def summary_line(result: CompareResult, path: Path) -> str:
     """One line for the terminal: each model's test accuracy / macro F1 and the report path."""
     parts = []
@@ -524,4 +475,3 @@ def summary_line(result: CompareResult, path: Path) -> str:
             s = fold_scores(y_test, m.y_pred)
             parts.append(f"{m.name} {s['accuracy']:.2%}/{s['macro_f1']:.3f}")
     return "test accuracy/macro F1: " + "; ".join(parts) + f"; report: {path / 'report.html'}"
-

@@ -22,14 +22,10 @@ from notsure.analysis.embedding_integrity import IntegrityReport, check_embeddin
 from notsure.data.dataset import Dataset
 from notsure.data.fetch import data_dir
 from notsure.data.pickles import dataset_from_embeddings, safe_unpickle
-from notsure.data.splits import KFoldPlan, stratified_kfold
+from notsure.data.splits import KFoldPlan
 from notsure.errors import ConfigError
-from notsure.io.hashing import sha256_file
-from notsure.io.progress import say
-from notsure.io.run_folder import RunFolder
 from notsure.jobs.run_options import check_run_options
 from notsure.parallel import execution_of
-from notsure.tracking import log_run
 
 #: Where the customer's file lives under the data folder.
 DEFAULT_FILE = Path("syndromes") / "mini_gm_public_v0.1.p"
@@ -216,77 +212,13 @@ def evaluate_baseline(ds: Dataset, plan: KFoldPlan, config: EmbeddingsConfig) ->
                    time.perf_counter() - t0)
 
 
-def _check_k_max(ds: Dataset, plan: KFoldPlan, config: EmbeddingsConfig) -> None:
+def check_k_max(ds: Dataset, plan: KFoldPlan, config: EmbeddingsConfig) -> None:
     """k_max must not exceed the smallest inner training part."""
     smallest = min(len(train) for train, _ in plan.folds)
     bound = smallest - int(np.ceil(smallest / config.inner_folds)) - 1
     if config.k_max > bound:
         raise ConfigError(f"--k-max {config.k_max} is too large for {len(ds)} images in "
                           f"{config.n_folds} x {config.inner_folds} folds; use at most {bound}")
-
-
-def run_embeddings(config: EmbeddingsConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole job and return the run folder."""
-    config.validate()
-    quiet = config.quiet
-    path = Path(config.path) if config.path is not None else default_path()
-    # Input is read and the folds drawn before the run folder exists: bad input writes nothing.
-    t0 = time.perf_counter()
-    ds, integrity = load_embeddings(path, config.dim)
-    sha = sha256_file(path)
-    t_load = time.perf_counter() - t0
-    say(f"loaded {len(ds):,} vectors of length {ds.shape[0]} in {ds.n_classes} syndromes, "
-        f"{len(np.unique(ds.groups)):,} subjects from {path} "
-        f"({len(integrity.dropped)} dropped by the integrity checks)", quiet=quiet)
-    t0 = time.perf_counter()
-    plan = stratified_kfold(ds.y, config.n_folds, config.seed, groups=ds.groups)
-    _check_k_max(ds, plan, config)
-    t_split = time.perf_counter() - t0
-
-    with RunFolder("embeddings", config.out, config=config, seed=config.seed, argv=argv) as run:
-        run.record_timing("load_and_integrity", t_load)
-        run.record_timing("folds", t_split)
-        run.record_data("embeddings", {"source": str(path), "sha256": sha, "format": ds.format,
-                                       "fingerprint": ds.fingerprint, "n": len(ds),
-                                       "dim": ds.shape[0], "classes": list(ds.class_names)})
-        run.write_json("folds.json", {"ids": ds.ids.tolist(), "subjects": ds.groups.tolist(),
-                                      "fold": plan.fold.tolist(),
-                                      "not_evaluable": {ds.class_names[int(k)]: v for k, v in
-                                                        plan.not_evaluable.items()}})
-        with run.stage("statistics"):
-            stats = statistics(ds)
-        tsne: dict[str, dict[str, Any]] = {}
-        if config.tsne:
-            say("t-SNE of normalized and raw vectors ...", quiet=quiet)
-            with run.stage("tsne"):
-                tsne = tsne_maps(ds, config)
-        say(f"nested k-NN, {config.n_folds} outer x {config.inner_folds} inner folds ...",
-            quiet=quiet)
-        with run.stage("knn"):
-            methods = evaluate_knn(ds, plan, config)
-        if config.baseline:
-            say("logistic regression baseline on the same folds ...", quiet=quiet)
-            with run.stage("baseline"):
-                methods["logreg"] = evaluate_baseline(ds, plan, config)
-        paired = embedding_cv.paired_comparison(methods["cosine"].folds,
-                                                methods["euclidean"].folds)
-        best = max(knn.METRICS, key=lambda m: methods[m].mean("accuracy"))
-        paired_baseline = (embedding_cv.paired_comparison(methods["logreg"].folds,
-                                                          methods[best].folds)
-                           if "logreg" in methods else [])
-        result = EmbeddingsResult(config=config, path=path, sha256=sha, dataset=ds,
-                                  integrity=integrity, plan=plan, stats=stats, tsne=tsne,
-                                  methods=methods, paired=paired,
-                                  paired_baseline=paired_baseline)
-        with run.stage("report"):
-            from notsure.jobs.embeddings_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish()
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow)
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
 
 
 def summary_line(result: EmbeddingsResult, path: Path) -> str:

@@ -7,7 +7,8 @@ image) -> per-class Neyman-Pearson thresholds on the deployed rule's score (cali
 -> decisions on the test set -> metrics before and after -> report.
 
 :func:`fit_and_evaluate` computes and returns a :class:`SelectiveResult` without touching the disk;
-:func:`run_selective` reads the input, writes the run folder and the report around it.
+:func:`~notsure.jobs.selective_folder.run_selective` reads the input, writes the run folder and
+the report around it.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from notsure.data.exclusions import apply_exclusions, locate, read_exclusions
 from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import (
     Split,
-    leakage_report,
-    stratified_kfold,
-    stratified_test_split,
 )
 from notsure.decisions import (
     MEANINGS,
@@ -49,12 +47,9 @@ from notsure.decisions import (
 from notsure.errors import ConfigError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.hashing import sha256_file
-from notsure.io.progress import say
-from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard import fit_guard, guard_summary
 from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.jobs.run_options import check_run_options
-from notsure.jobs.selective_folder import write_plan, write_scores
 from notsure.metrics import (
     accuracy,
     aurc,
@@ -67,7 +62,6 @@ from notsure.metrics import (
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import CrossFit, cross_fit
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of
-from notsure.tracking import log_run
 
 EXCLUSION_MODES = ("drop", "relabel")
 # Per member of the default run (the CNN preset's own default is 8): 2 folds x 3 members of 6
@@ -258,71 +252,6 @@ class SelectiveResult:
     guard: dict | None = None  # the out-of-distribution guard's threshold, cost and catch rates
 
 
-def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole job and return the run folder."""
-    config.validate()
-    cnn = config.cnn_config()
-    config.cnn = cnn.to_dict()
-    quiet = config.quiet
-    # Input is read and the split drawn before the run folder exists: bad input writes nothing.
-    t0 = time.perf_counter()
-    ds = load_images(config)
-    t_load = time.perf_counter() - t0
-    say(f"loaded {len(ds):,} images {ds.shape} in {ds.n_classes} classes from {ds.source}",
-        quiet=quiet)
-    t0 = time.perf_counter()
-    # The test split is drawn first, from the data and the seed alone, and locked.
-    split = stratified_test_split(ds.y, config.test_per_class, config.seed)
-    data, exclusions = ds, None
-    if config.exclusions is not None:
-        data, split, exclusions = exclude_from_pool(ds, split, config.exclusions,
-                                                    config.exclusion_mode)
-    pool = split.train
-    check_target_supported(config, data.y[pool], ds.n_classes)
-    plan = stratified_kfold(data.y[pool], config.folds, config.seed)
-    t_split = time.perf_counter() - t0
-
-    with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv,
-                   resume=config.resume) as run:
-        run.record_timing("load", t_load)
-        run.record_timing("split", t_split)
-        run.record_data("dataset", ds.provenance())
-        if exclusions is not None:
-            run.record_data("exclusions", exclusions)
-        write_plan(run, split, plan.fold)
-        with run.stage("leakage_check"):
-            leakage = leakage_report(ds.x, split)
-        result = fit_and_evaluate(config, cnn, data, split, plan, leakage, exclusions=exclusions,
-                                  stage=run.stage, checkpoints=CheckpointStore(run.path))
-        with run.stage("save_scores"):
-            save_scores(run, result)
-        with run.stage("save_model"):
-            result.predictor.save(run, [r.config for r in result.fit.results],
-                                  meta={"target_fpr": config.target_fpr, "delta": config.delta,
-                                        "fpr_meaning": config.fpr_meaning, "seed": config.seed})
-        with run.stage("throughput"):
-            run.record("predict_throughput", measure_throughput(result.predictor, ds.x[split.test]))
-        result.timings = run.manifest["timings_s"]
-        with run.stage("report"):
-            from notsure.jobs.selective_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish(seal=["predictor.json", "thresholds.json"])
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow)
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
-
-
-def save_scores(run: RunFolder, r: SelectiveResult) -> None:
-    """Every score behind the thresholds and the test decisions, for audit and reuse."""
-    write_scores(run, pool_positions=r.split.train, oof_logits=r.fit.oof_logits,
-                 oof_member_logits=r.fit.oof_member_logits, fold_of=r.fit.fold_of,
-                 test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
-                 test_routes=r.test_decisions.routes, test_candidate=r.test_decisions.candidate,
-                 test_prediction=r.test_decisions.prediction)
-
-
 @contextlib.contextmanager
 def _no_stage(name: str) -> Iterator[None]:
     yield
@@ -461,4 +390,3 @@ def summary_line(result: SelectiveResult, path: Path) -> str:
         f"(class {result.dataset.class_names[worst]}, target {result.config.target_fpr}); "
         f"report: {path / 'report.html'}"
     )
-
