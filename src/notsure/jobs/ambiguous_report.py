@@ -37,11 +37,11 @@ from notsure.jobs.ambiguous import (
     summary_line,
     write_images,
 )
+from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.jobs.selective import SelectiveConfig
 from notsure.jobs.selective_folder import SelectiveRun, run_selective
 from notsure.metrics import accuracy, mcnemar
 from notsure.reports import Report, fmt
-from notsure.tracking import log_run
 
 TITLES = {
     "most_confident_wrong": "Most confidently wrong",
@@ -405,15 +405,8 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
                                  index_in_file=index_in_file, cl=cl,
                                  flag_counts=counts, tables=tables, leakage_checked=checked,
                                  exclusion=exclusion, run_manifest=run_manifest)
-        with run.stage("report"):
-            from notsure.jobs.ambiguous_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish()
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow)
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
+        write_and_finish(run, write_outputs, result)
+    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)
 
 
 def _measure_settings(config: AmbiguousConfig, run_manifest: dict | None) -> dict:

@@ -34,10 +34,10 @@ from notsure.jobs.compare import (
     summary_line,
     timed,
 )
+from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.models.classical import params_text, pixel_features
 from notsure.reports import Report, fmt
 from notsure.reports.figures import confusion_matrix_figure, curves_figure
-from notsure.tracking import log_run
 
 #: The customers' own figures (their splits, not ours): test accuracy, and macro F1 if given.
 MNIST_REFERENCE = {"knn": (0.971, None), "tree": (0.873, None), "cnn": (0.990, None)}
@@ -503,13 +503,6 @@ def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
                 results.append(evaluate_model(plan, ds, features, split, config,
                                               *cv_folds.get(plan.name, ((), 0.0))))
         result = CompareResult(config, ds, split, n_dup, scale, results)
-        with run.stage("report"):
-            from notsure.jobs.compare_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish()
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow,
-                curves={m.name: m.history for m in result.models if m.history})
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
+        write_and_finish(run, write_outputs, result)
+    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet,
+                     curves={m.name: m.history for m in result.models if m.history})

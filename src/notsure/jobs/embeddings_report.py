@@ -34,10 +34,10 @@ from notsure.jobs.embeddings import (
     summary_line,
     tsne_maps,
 )
+from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.metrics import confusion_matrix
 from notsure.reports import Report, fmt, render_table_markdown
 from notsure.reports import figures as figs
-from notsure.tracking import log_run
 
 LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1",
           "macro_auc": "macro AUC (OvR)", "top1": "top-1", "top3": "top-3", "top5": "top-5"}
@@ -715,12 +715,5 @@ def run_embeddings(config: EmbeddingsConfig, argv: list[str] | None = None) -> P
                                   integrity=integrity, plan=plan, stats=stats, tsne=tsne,
                                   methods=methods, paired=paired,
                                   paired_baseline=paired_baseline)
-        with run.stage("report"):
-            from notsure.jobs.embeddings_report import write_outputs
-
-            write_outputs(run, result)
-        run.finish()
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow)
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
+        write_and_finish(run, write_outputs, result)
+    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)

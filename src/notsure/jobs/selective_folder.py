@@ -40,6 +40,7 @@ from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
 from notsure.io.run_folder import MANIFEST, RunFolder
 from notsure.jobs.predictor import PREDICTOR_FILE, SelectivePredictor
+from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.jobs.selective import (
     SelectiveConfig,
     SelectiveResult,
@@ -51,7 +52,6 @@ from notsure.jobs.selective import (
     summary_line,
 )
 from notsure.jobs.selective_report import write_outputs
-from notsure.tracking import log_run
 
 SPLIT_FILE = "split.json"
 FOLDS_FILE = "folds.json"
@@ -252,13 +252,8 @@ def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Pat
         with run.stage("throughput"):
             run.record("predict_throughput", measure_throughput(result.predictor, ds.x[split.test]))
         result.timings = run.manifest["timings_s"]
-        with run.stage("report"):
-            write_outputs(run, result)
-        run.finish(seal=["predictor.json", "thresholds.json"])
-    if config.mlflow is not None:
-        log_run(run.path, config.mlflow)
-    say(summary_line(result, run.path), quiet=quiet)
-    return run.path
+        write_and_finish(run, write_outputs, result, seal=[PREDICTOR_FILE, THRESHOLDS_FILE])
+    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)
 
 
 def save_scores(run: RunFolder, r: SelectiveResult) -> None:
