@@ -9,8 +9,13 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from notsure.cli.main import main
 from notsure.data import load
-from notsure.data.images import read_images_for_prediction
-from notsure.data.preprocess import to_mnist_batch, to_mnist_form
+from notsure.data.images import read_images_for_prediction, to_training_form
+from notsure.data.preprocess import (
+    light_background,
+    light_backgrounds,
+    to_mnist_batch,
+    to_mnist_form,
+)
 from notsure.errors import DataError
 
 
@@ -146,3 +151,20 @@ def test_unknown_files_get_a_hint_without_python_calls(tmp_path, capsys):
     assert main(["data", "info", str(path)]) == 2
     err = capsys.readouterr().err
     assert "--format" in err and "load(" not in err
+
+
+def test_the_batch_background_check_agrees_with_the_per_image_one():
+    """The vectorised check on a stack gives the per-image answer, and a stack mixing dark and
+    light backgrounds is brought to the same form as image by image."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (200, 28, 28), dtype=np.uint8)
+    x[:100, :2] = 0  # dark borders
+    x[:100, -2:] = 0
+    x[:100, :, :2] = 0
+    x[:100, :, -2:] = 0
+    x[100:150] = 255 - x[:50]  # light borders
+    assert light_backgrounds(x).tolist() == [light_background(im) for im in x]
+    batch, done = to_training_form(x, (28, 28), True, "x")
+    single = np.stack([to_training_form([im], (28, 28), True, "x")[0][0] for im in x])
+    np.testing.assert_array_equal(batch, single)
+    assert done == sum(light_background(im) for im in x)

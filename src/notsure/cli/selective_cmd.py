@@ -94,7 +94,7 @@ def _selective(args: argparse.Namespace) -> int:
     from notsure.data.splits import TooFewForTest
     from notsure.errors import ConfigError
     from notsure.jobs.selective import SelectiveConfig
-    from notsure.jobs.selective_folder import run_selective
+    from notsure.jobs.selective_run import run_selective
 
     config = SelectiveConfig(**given(
         data=args.data, format=args.format, out=args.out, seed=args.seed,

@@ -25,7 +25,12 @@ from PIL import Image, UnidentifiedImageError
 from notsure.data.limits import check_pixels
 from notsure.data.load import FORMATS, detect_format, load
 from notsure.data.parsing import encode_labels, to_pixels
-from notsure.data.preprocess import light_background, to_grayscale, to_mnist_form
+from notsure.data.preprocess import (
+    light_background,
+    light_backgrounds,
+    to_grayscale,
+    to_mnist_form,
+)
 from notsure.errors import DataError
 
 #: File name endings read as single images.
@@ -138,7 +143,13 @@ def to_training_form(images: list[np.ndarray] | np.ndarray, shape: tuple[int, in
     """Images ``(N, *shape)`` uint8 and how many were preprocessed (see the module docstring);
     errors name ``source`` and the image's id (its position when ``ids`` is None)."""
     out, n_done = np.empty((len(images), *shape), dtype=np.uint8), 0
+    ready = np.zeros(len(images), dtype=bool)
+    if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[1:] == tuple(shape):
+        ready = ~light_backgrounds(images)  # the common case, checked at once
+        out[ready] = images[ready]
     for i, image in enumerate(images):
+        if ready[i]:
+            continue
         if in_training_form(image, shape):
             out[i] = image
         elif preprocess:

@@ -51,6 +51,13 @@ def light_background(gray: np.ndarray) -> bool:
     return background_level(gray) > 127.5
 
 
+def light_backgrounds(images: np.ndarray) -> np.ndarray:
+    """:func:`light_background` of every image of a stack ``(N, H, W)``, at once."""
+    x = np.asarray(images)
+    border = np.concatenate([x[:, 0], x[:, -1], x[:, 1:-1, 0], x[:, 1:-1, -1]], axis=1)
+    return np.median(border, axis=1) > 127.5
+
+
 def ink(gray: np.ndarray) -> np.ndarray:
     """How much ink each pixel holds, 0 = background: the distance from the background level
     towards dark (on a light background, i.e. inverted) or bright (on a dark background)."""

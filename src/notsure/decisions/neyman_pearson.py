@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 from notsure.errors import ConfigError
 
@@ -55,6 +54,8 @@ def _check_rates(alpha: float, delta: float) -> None:
 
 def violation_probability(n: int, r: int, alpha: float) -> float:
     """Upper bound on P(FPR > alpha) when at most ``r`` of ``n`` calibration negatives pass."""
+    from scipy import stats  # here: ~1 s to import, and predict/serve never need it
+
     return float(stats.binom.cdf(r, n, alpha))
 
 
@@ -65,6 +66,8 @@ def criterion_pass_probability(n: int, r: int, alpha: float, m: int) -> float:
     if n <= 0 or m <= 0:
         return float("nan") if m <= 0 else 0.0
     r = min(max(r, 0), n - 1)
+    from scipy import stats
+
     return float(stats.betabinom.cdf(int(np.floor(alpha * m + 1e-9)), m, r + 1, n - r))
 
 
@@ -91,6 +94,8 @@ def allowed_exceedances(n: int, alpha: float, delta: float) -> int:
     if n <= 0:
         return -1
     # binom.ppf gives the smallest r with cdf(r) >= delta; step back while the bound is violated.
+    from scipy import stats
+
     r = int(stats.binom.ppf(delta, n, alpha))
     while r >= 0 and violation_probability(n, r, alpha) > delta:
         r -= 1

@@ -39,7 +39,8 @@ from notsure.jobs.ambiguous import (
 )
 from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.jobs.selective import SelectiveConfig
-from notsure.jobs.selective_folder import SelectiveRun, run_selective
+from notsure.jobs.selective_folder import SelectiveRun
+from notsure.jobs.selective_run import run_selective
 from notsure.metrics import accuracy, mcnemar
 from notsure.reports import Report, fmt
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from notsure.errors import DataError
 from notsure.io.atomic import atomic_path
 from notsure.io.progress import say
 from notsure.jobs.engine import Engine
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 #: Images read, scored and written at a time: 32 of the predictor's 256-image batches, so every
 #: batch, and so every score, is the same as when all images are scored in one go.
@@ -145,6 +150,26 @@ def _integer_npy(path: Path) -> bool:
     return dtype.kind in "iub" and len(shape) == 3
 
 
+def prefetched(chunks: Iterable[T], prepare: Callable[[T], U]) -> Iterator[U]:
+    """``prepare(chunk)`` for every chunk, the next one read and prepared in a background thread
+    while the caller scores the current one (decoding and preprocessing overlap with scoring,
+    whose native code releases the GIL). Errors surface in order, where they happened."""
+    source = iter(chunks)
+
+    def step() -> U | None:
+        chunk = next(source, None)
+        return None if chunk is None else prepare(chunk)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(step)
+        while True:
+            ready = pending.result()
+            if ready is None:
+                return
+            pending = pool.submit(step)
+            yield ready
+
+
 def run_predict(config: PredictConfig) -> Path:
     """Write ``id,prediction,reason,margin_above_threshold[,label,correct]`` rows for every input
     image; return the CSV path. Reads, brings to the training form (unless ``preprocess`` is
@@ -160,9 +185,13 @@ def run_predict(config: PredictConfig) -> Path:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["id", "prediction", "reason", "margin_above_threshold"]
                         + (["label", "correct"] if images.labelled else []))
-        for raw, ids, true_names in images.chunks:
+        def prepare(chunk: tuple) -> tuple:
+            raw, ids, true_names = chunk
             x, done = to_training_form(raw, predictor.image_shape, config.preprocess,
                                        str(config.input))
+            return x, done, ids, true_names
+
+        for x, done, ids, true_names in prefetched(images.chunks, prepare):
             t0 = time.perf_counter()
             decisions = engine.predict(x)
             seconds += time.perf_counter() - t0

@@ -7,7 +7,7 @@ image) -> per-class Neyman-Pearson thresholds on the deployed rule's score (cali
 -> decisions on the test set -> metrics before and after -> report.
 
 :func:`fit_and_evaluate` computes and returns a :class:`SelectiveResult` without touching the disk;
-:func:`~notsure.jobs.selective_folder.run_selective` reads the input, writes the run folder and
+:func:`~notsure.jobs.selective_run.run_selective` reads the input, writes the run folder and
 the report around it.
 """
 

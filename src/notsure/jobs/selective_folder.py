@@ -1,6 +1,5 @@
-"""The run folder of ``notsure selective``: the job's edge (:func:`run_selective` runs the pure
-pipeline of :mod:`notsure.jobs.selective` into a folder), what the folder holds, how it is written
-and how it is read back.
+"""The run folder of ``notsure selective``: what it holds, how it is written (by
+:mod:`notsure.jobs.selective_run`) and how it is read back.
 
 Every reader of a selective run (``predict``, ``evaluate``, ``serve``, ``ambiguous``, the
 benchmarks) goes through :class:`SelectiveRun`, so the folder's format has one owner:
@@ -17,7 +16,6 @@ benchmarks) goes through :class:`SelectiveRun`, so the folder's format has one o
 from __future__ import annotations
 
 import json
-import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,29 +27,12 @@ from notsure.data.dataset import Dataset
 from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import (
     Split,
-    leakage_report,
     load_split,
     save_split,
-    stratified_kfold,
-    stratified_test_split,
 )
 from notsure.errors import ConfigError, DataError
-from notsure.io.checkpoints import CheckpointStore
-from notsure.io.progress import say
 from notsure.io.run_folder import MANIFEST, RunFolder
 from notsure.jobs.predictor import PREDICTOR_FILE, SelectivePredictor
-from notsure.jobs.run_options import after_run, write_and_finish
-from notsure.jobs.selective import (
-    SelectiveConfig,
-    SelectiveResult,
-    check_target_supported,
-    exclude_from_pool,
-    fit_and_evaluate,
-    load_images,
-    measure_throughput,
-    summary_line,
-)
-from notsure.jobs.selective_report import write_outputs
 
 SPLIT_FILE = "split.json"
 FOLDS_FILE = "folds.json"
@@ -205,61 +186,3 @@ class SelectiveRun:
     def predictor(self) -> SelectivePredictor:
         """The deployed predictor, verified (hashes, seal, shapes)."""
         return SelectivePredictor.load(self.path)
-
-
-def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole job and return the run folder."""
-    config.validate()
-    cnn = config.cnn_config()
-    config.cnn = cnn.to_dict()
-    quiet = config.quiet
-    # Input is read and the split drawn before the run folder exists: bad input writes nothing.
-    t0 = time.perf_counter()
-    ds = load_images(config)
-    t_load = time.perf_counter() - t0
-    say(f"loaded {len(ds):,} images {ds.shape} in {ds.n_classes} classes from {ds.source}",
-        quiet=quiet)
-    t0 = time.perf_counter()
-    # The test split is drawn first, from the data and the seed alone, and locked.
-    split = stratified_test_split(ds.y, config.test_per_class, config.seed)
-    data, exclusions = ds, None
-    if config.exclusions is not None:
-        data, split, exclusions = exclude_from_pool(ds, split, config.exclusions,
-                                                    config.exclusion_mode)
-    pool = split.train
-    check_target_supported(config, data.y[pool], ds.n_classes)
-    plan = stratified_kfold(data.y[pool], config.folds, config.seed)
-    t_split = time.perf_counter() - t0
-
-    with RunFolder("selective", config.out, config=config, seed=config.seed, argv=argv,
-                   resume=config.resume) as run:
-        run.record_timing("load", t_load)
-        run.record_timing("split", t_split)
-        run.record_data("dataset", ds.provenance())
-        if exclusions is not None:
-            run.record_data("exclusions", exclusions)
-        write_plan(run, split, plan.fold)
-        with run.stage("leakage_check"):
-            leakage = leakage_report(ds.x, split)
-        result = fit_and_evaluate(config, cnn, data, split, plan, leakage, exclusions=exclusions,
-                                  stage=run.stage, checkpoints=CheckpointStore(run.path))
-        with run.stage("save_scores"):
-            save_scores(run, result)
-        with run.stage("save_model"):
-            result.predictor.save(run, [r.config for r in result.fit.results],
-                                  meta={"target_fpr": config.target_fpr, "delta": config.delta,
-                                        "fpr_meaning": config.fpr_meaning, "seed": config.seed})
-        with run.stage("throughput"):
-            run.record("predict_throughput", measure_throughput(result.predictor, ds.x[split.test]))
-        result.timings = run.manifest["timings_s"]
-        write_and_finish(run, write_outputs, result, seal=[PREDICTOR_FILE, THRESHOLDS_FILE])
-    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)
-
-
-def save_scores(run: RunFolder, r: SelectiveResult) -> None:
-    """Every score behind the thresholds and the test decisions, for audit and reuse."""
-    write_scores(run, pool_positions=r.split.train, oof_logits=r.fit.oof_logits,
-                 oof_member_logits=r.fit.oof_member_logits, fold_of=r.fit.fold_of,
-                 test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
-                 test_routes=r.test_decisions.routes, test_candidate=r.test_decisions.candidate,
-                 test_prediction=r.test_decisions.prediction)
