@@ -108,9 +108,12 @@ def bench_backends(run: str, x: np.ndarray) -> dict:
             row[f"images_per_cpu_s_{threads}t"] = cpu
         rows[backend] = row
     flops = conv_flops(engine.predictor.models, engine.predictor.image_shape)
-    k = len(engine.predictor.models)
-    print(f"\nback ends on {len(x):,} images ({k} members, {flops / 1e6:.1f} MFLOP per image "
-          f"per member; {k * flops / 1e6:.0f} MFLOP per image):")
+    p = engine.predictor
+    # The routed rule runs only the answering fold's members on each image.
+    k = p.members if p.rule == "routed" else len(p.models)
+    print(f"\nback ends on {len(x):,} images ({len(p.models)} members, {k} run per image "
+          f"({p.rule} rule), {flops / 1e6:.1f} MFLOP per image per member; "
+          f"{k * flops / 1e6:.0f} MFLOP per image):")
     for backend, row in rows.items():
         print(f"  {backend:5s} start-up {row['startup_s']:.2f} s wall, "
               f"{row['startup_cpu_s']:.2f} CPU-seconds")
@@ -119,7 +122,8 @@ def bench_backends(run: str, x: np.ndarray) -> dict:
             print(f"        {t} thread{'s' if t > 1 else ' '}: {wall:,.0f} images/s wall "
                   f"({wall * k * flops / 1e9:.1f} GFLOP/s); {cpu:,.0f} images per CPU-second "
                   f"({cpu * k * flops / 1e9:.1f} GFLOP per CPU-second)")
-    return {"members": k, "mflop_per_image_member": flops / 1e6, "backends": rows}
+    return {"members": len(p.models), "members_per_image": k,
+            "mflop_per_image_member": flops / 1e6, "backends": rows}
 
 
 def free_port() -> int:
