@@ -27,9 +27,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 EXECUTORS = ("local", "processes", "dask")
-#: Every job's default ``--executor``, with one thread per task: one single-threaded process
-#: per core trained the default CNN 1.2x faster than one process with two threads on a quiet
-#: 2-core machine, 2.8x faster beside a busy process (benchmarks/bench_executors.py).
+#: Every job's default ``--executor``, with one thread per task: beside one busy process, one
+#: single-threaded process per core trained the default CNN 1.34x faster than one process with
+#: two threads on a 2-core machine; quiet, 1.19x slower in a 25-second benchmark, mostly the
+#: processes' start-up (benchmarks/bench_executors.py, medians of 3).
 DEFAULT_EXECUTOR = "processes"
 DEFAULT_THREADS = 1
 
