@@ -110,11 +110,13 @@ def _peak_rss(run: Path, source: Path, out: Path) -> int:
     return int(done.stdout.split()[-1]) * 1024
 
 
-@pytest.mark.slow  # two fresh processes scoring 330,000 images
-@pytest.mark.parametrize("kind", ["npy", "idx"])
-def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind):
+@pytest.mark.slow  # fresh processes scoring 330,000 (npy) and 165,000 (idx) images
+@pytest.mark.parametrize(("kind", "small"), [("npy", 30_000), ("idx", 15_000)])
+def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind, small):
+    """Ten times the images, at most 1.2 times the peak memory (the issue's 30,000 vs 300,000
+    for .npy; the IDX reader, streamed the same way, at half the size to keep the suite short)."""
     peaks = {}
-    for n in (30_000, 300_000):
+    for n in (small, 10 * small):
         folder = tmp_path / str(n)
         folder.mkdir()
         x, y = _images(n, seed=n)
@@ -129,4 +131,4 @@ def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind):
         peaks[n] = _peak_rss(tiny_run, source, folder / "p.csv")
         assert len((folder / "p.csv").read_text().splitlines()) == n + 1
     print(json.dumps({kind: {n: round(p / 2**20, 1) for n, p in peaks.items()}}))
-    assert peaks[300_000] <= 1.2 * peaks[30_000], peaks
+    assert peaks[10 * small] <= 1.2 * peaks[small], peaks
