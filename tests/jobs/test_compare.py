@@ -19,10 +19,12 @@ from notsure.data import load
 from notsure.data.letters import make_letters, save_letters
 from notsure.data.splits import find_duplicates_across, load_split
 from notsure.errors import ConfigError
+from notsure.io.checkpoints import CheckpointStore
 from notsure.jobs import compare, compare_report
 from notsure.jobs.compare import CompareConfig
 from notsure.jobs.compare_report import run_compare
 from notsure.models import classical
+from notsure.models.classical import pixel_features
 
 #: 8 classes of 24-44 images and one single-image class, like the customer's smallest.
 COUNTS = {"0": 40, "O": 36, "1": 30, "I": 24, "5": 44, "S": 34, "2": 28, "Z": 26, "Q": 1}
@@ -368,3 +370,31 @@ def test_terminal_and_report_state_the_same_cnn_training_size(letters, tmp_path,
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["models"]["cnn"]["train_samples"] == 50
     assert "50 final training samples" in err
+
+
+def test_cv_folds_resume_from_their_checkpoints(letters, tmp_path):
+    """Finished CV folds are read back, only missing ones are fitted again, and the fold
+    predictions equal those of an uninterrupted run (compare's part of ``--resume``)."""
+    ds = load(letters)
+    config = CompareConfig(quick=True, cv_folds=3, models=FAST, executor="local", quiet=True)
+    groups = compare.leak_groups(ds)
+    split = compare.lock_split(ds, config, groups)
+    plans = compare.plan_models(ds, split, config, groups)
+    features = pixel_features(ds.x, compare.pixel_scale(ds, split.train) or 1.0)
+    store = CheckpointStore(tmp_path)
+    first = compare.run_cv_folds(plans, features, ds.y, config, False, store)
+    names = store.finished()
+    assert len(names) == sum(len(p.folds) for p in plans if p.family is not None)
+    lost = names[::2]  # as if the run had been killed before these finished
+    for name in lost:
+        (tmp_path / "checkpoints" / name / "done.json").unlink()
+    kept = {n: (tmp_path / "checkpoints" / n / "done.json").stat().st_mtime_ns
+            for n in names if n not in lost}
+    again = compare.run_cv_folds(plans, features, ds.y, config, False, store)
+    assert store.finished() == names
+    for name, mtime in kept.items():  # reused, not fitted again
+        assert (tmp_path / "checkpoints" / name / "done.json").stat().st_mtime_ns == mtime
+    assert first.keys() == again.keys()
+    for family, (preds, _) in first.items():
+        for a, b in zip(preds, again[family][0], strict=True):
+            np.testing.assert_array_equal(a, b)
