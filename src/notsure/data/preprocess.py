@@ -40,10 +40,16 @@ def to_grayscale(image: np.ndarray, source: str = "image") -> np.ndarray:
     return gray
 
 
+def border_pixels(images: np.ndarray) -> np.ndarray:
+    """The one-pixel border of each image of ``(..., H, W)``, as ``(..., 2H + 2W - 4)``."""
+    x = np.asarray(images)
+    return np.concatenate([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]],
+                          axis=-1)
+
+
 def background_level(gray: np.ndarray) -> float:
     """The background's gray level: the median of the one-pixel border."""
-    gray = np.asarray(gray)
-    return float(np.median(np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])))
+    return float(np.median(border_pixels(gray)))
 
 
 def light_background(gray: np.ndarray) -> bool:
@@ -53,9 +59,7 @@ def light_background(gray: np.ndarray) -> bool:
 
 def light_backgrounds(images: np.ndarray) -> np.ndarray:
     """:func:`light_background` of every image of a stack ``(N, H, W)``, at once."""
-    x = np.asarray(images)
-    border = np.concatenate([x[:, 0], x[:, -1], x[:, 1:-1, 0], x[:, 1:-1, -1]], axis=1)
-    return np.median(border, axis=1) > 127.5
+    return np.median(border_pixels(images), axis=-1) > 127.5
 
 
 def ink(gray: np.ndarray) -> np.ndarray:

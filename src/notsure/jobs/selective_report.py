@@ -83,6 +83,10 @@ def rates_rows(m: dict, class_names: tuple[str, ...], target: float | None = Non
     return rows
 
 
+#: Coverage and lowest class TPR of the rule tables, to 3 decimals of a percent.
+_RATES = {"coverage": lambda v: fmt.pct(v, 3), "min_class_tpr": lambda v: fmt.pct(v, 3)}
+
+
 def cm_rows(cm: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
     columns = list(class_names) + (["not_sure"] if cm.shape[1] > len(class_names) else [])
     return [{"true": name, **{col: int(v) for col, v in zip(columns, cm[i], strict=True)}}
@@ -337,16 +341,14 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         "before the run; none of these numbers looks at the test split.")
     rep.table(r.rule_comparison, caption="Scores on calibration data.",
               csv="tables/rule_comparison_calibration.csv",
-              formats={"coverage": lambda v: fmt.pct(v, 3),
-                       "min_class_tpr": lambda v: fmt.pct(v, 3), "aurc": fmt.num})
+              formats={**_RATES, "aurc": fmt.num})
     rep.paragraph(
         "For the audit only, each rule with its own out-of-fold thresholds on the test set (the "
         "min rules cannot be evaluated on calibration data, since no pool image has more than "
         "one out-of-fold ensemble). Not used for any choice.")
     rep.table(r.test_of_other_rules, caption="Rules on the test set (audit only).",
               csv="tables/rules_on_test_audit.csv",
-              formats={"coverage": lambda v: fmt.pct(v, 3),
-                       "min_class_tpr": lambda v: fmt.pct(v, 3)})
+              formats=_RATES)
 
     for title, key in (("Test results before abstention", "before"),
                        ("Test results after abstention", "after")):
