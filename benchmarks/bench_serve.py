@@ -6,7 +6,9 @@ Prints, for a run folder made by ``notsure selective``:
   decision), steady images/s on the 10,000 MNIST test images with 1 and 2 threads, and the
   achieved GFLOP/s (multiply-adds x 2 counted from the network's layers);
 * ``notsure serve``: seconds from launch to the first answered request; p50/p99 latency of
-  single-image requests with 1 and 8 concurrent clients (httpx on loopback); images/s of
+  single-image requests with 1 and 8 concurrent clients on loopback (keep-alive connections,
+  from the standard library's light http.client and from httpx; the clients share the server's
+  cores, so the lighter one measures the server more closely); images/s of
   batch requests (JSON, 256 images each);
 * ``notsure predict`` end to end on the 60,000 MNIST training images, per back end.
 
@@ -110,8 +112,8 @@ def bench_backends(run: str, x: np.ndarray) -> dict:
     flops = conv_flops(engine.predictor.models, engine.predictor.image_shape)
     p = engine.predictor
     # The routed rule runs only the answering fold's members on each image.
-    k = p.members if p.rule == "routed" else len(p.models)
-    print(f"\nback ends on {len(x):,} images ({len(p.models)} members, {k} run per image "
+    k = p.members if p.rule == "routed" else p.n_models
+    print(f"\nback ends on {len(x):,} images ({p.n_models} members, {k} run per image "
           f"({p.rule} rule), {flops / 1e6:.1f} MFLOP per image per member; "
           f"{k * flops / 1e6:.0f} MFLOP per image):")
     for backend, row in rows.items():
@@ -122,7 +124,7 @@ def bench_backends(run: str, x: np.ndarray) -> dict:
             print(f"        {t} thread{'s' if t > 1 else ' '}: {wall:,.0f} images/s wall "
                   f"({wall * k * flops / 1e9:.1f} GFLOP/s); {cpu:,.0f} images per CPU-second "
                   f"({cpu * k * flops / 1e9:.1f} GFLOP per CPU-second)")
-    return {"members": len(p.models), "members_per_image": k,
+    return {"members": p.n_models, "members_per_image": k,
             "mflop_per_image_member": flops / 1e6, "backends": rows}
 
 
@@ -132,22 +134,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def latencies(url: str, bodies: list[str], clients: int, requests: int) -> dict:
-    """p50/p99 latency (ms) of ``requests`` single-image requests from ``clients`` threads."""
+def latencies(url: str, bodies: list[str], clients: int, requests: int,
+              client: str = "stdlib") -> dict:
+    """p50/p99 latency (ms) of ``requests`` single-image requests from ``clients`` threads, each
+    on its own keep-alive connection. The clients share the server's cores, so the lighter the
+    client, the more the figure measures the server: ``stdlib`` (http.client, about 0.3 ms of
+    CPU per request here) or ``httpx`` (about 2 ms)."""
+    import http.client
+    from urllib.parse import urlsplit
+
     import httpx
 
+    host, port = urlsplit(url).hostname, urlsplit(url).port
     times: list[float] = []
     lock = threading.Lock()
+    headers = {"content-type": "application/json"}
 
     def worker(offset: int, n: int) -> None:
         mine = []
-        with httpx.Client(timeout=10) as c:
-            for j in range(n):
-                t = time.perf_counter()
-                r = c.post(url + "/api/predict", content=bodies[(offset + j) % len(bodies)],
-                           headers={"content-type": "application/json"})
-                mine.append(time.perf_counter() - t)
-                assert r.status_code == 200, r.text
+        if client == "httpx":
+            c = httpx.Client(timeout=10)
+
+            def post(body: str) -> tuple[int, bytes]:
+                r = c.post(url + "/api/predict", content=body, headers=headers)
+                return r.status_code, r.content
+        else:
+            c = http.client.HTTPConnection(host, port, timeout=10)
+
+            def post(body: str) -> tuple[int, bytes]:
+                c.request("POST", "/api/predict", body=body, headers=headers)
+                r = c.getresponse()
+                return r.status, r.read()
+        for j in range(n):
+            t = time.perf_counter()
+            status, content = post(bodies[(offset + j) % len(bodies)])
+            mine.append(time.perf_counter() - t)
+            assert status == 200, content
+        c.close()
         with lock:
             times.extend(mine)
 
@@ -188,8 +211,10 @@ def bench_server(run: str, x: np.ndarray, requests: int) -> dict:
         first = time.perf_counter() - t0
         result = {"first_answer_s": first}
         bodies = [json.dumps({"images": [x[i].tolist()]}) for i in range(256)]
-        for clients in (1, 8):
-            result[f"{clients}_clients"] = latencies(url, bodies, clients, requests)
+        for kind in ("stdlib", "httpx"):
+            for clients in (1, 8):
+                result[f"{clients}_clients_{kind}"] = latencies(url, bodies, clients, requests,
+                                                                kind)
         batch = json.dumps({"images": x[:256].tolist()})
         with httpx.Client(timeout=60) as client:
             client.post(url + "/api/predict", content=batch,
@@ -205,11 +230,12 @@ def bench_server(run: str, x: np.ndarray, requests: int) -> dict:
         proc.terminate()
         proc.wait(10)
     print(f"\nnotsure serve: first answer {result['first_answer_s']:.2f} s after launch")
-    for clients in (1, 8):
-        r = result[f"{clients}_clients"]
-        print(f"  {clients} client{'s' if clients > 1 else ''}: {r['requests']} single-image "
-              f"requests, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-              f"{r['requests_per_s']:.0f} requests/s")
+    for kind in ("stdlib", "httpx"):
+        for clients in (1, 8):
+            r = result[f"{clients}_clients_{kind}"]
+            print(f"  {clients} client{'s' if clients > 1 else ''} ({kind}): {r['requests']} "
+                  f"single-image requests, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                  f"{r['requests_per_s']:.0f} requests/s")
     print(f"  batch requests (256 images, JSON): {result['batch_images_per_s']:,.0f} images/s")
     return result
 

@@ -277,3 +277,12 @@ def test_label_classes_sort_numerically_and_by_text(tmp_path: Path) -> None:
     assert data.class_names == ("ant", "bee", "cat")
     assert data.y.tolist() == [2, 0, 1]
     assert Counter(data.ids.tolist()) == Counter(["all/0", "all/1", "all/2"])
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_readers_take_string_paths(tmp_path: Path, compress: bool) -> None:
+    from notsure.data.idx import iter_idx, read_idx
+
+    path = str(_write_idx(tmp_path, compress))
+    np.testing.assert_array_equal(read_idx(path), IMAGES)
+    np.testing.assert_array_equal(np.concatenate(list(iter_idx(path, 7))), IMAGES)

@@ -11,7 +11,8 @@ pytest.importorskip("onnx")
 
 from notsure.errors import ConfigError  # noqa: E402
 from notsure.models import CNNConfig, build_model, predict_logits  # noqa: E402
-from notsure.models.onnx_export import OnnxEnsemble, ensemble_to_onnx  # noqa: E402
+from notsure.models.onnx_export import ensemble_to_onnx  # noqa: E402
+from notsure.models.onnx_session import OnnxEnsemble  # noqa: E402
 
 
 def random_net(stages, n_classes: int, seed: int):

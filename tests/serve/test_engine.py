@@ -73,3 +73,64 @@ def test_backends_decide_alike_on_mnist_test_images(mnist_dir):
     onnx = Engine.load(run, "onnx").predict(x)
     torch = Engine.load(run, "torch").predict(x)
     assert_same_decisions(onnx, torch)
+
+
+def test_stored_graphs_load_without_torch(tiny_run, tiny_images, tmp_path):
+    """The run stores one sealed graph per fold; the ONNX engine answers from them in a
+    process that never imports torch, with the decisions of the torch back end."""
+    import subprocess
+    import sys
+
+    doc = json.loads((tiny_run / "predictor.json").read_text())
+    assert [e["file"] for e in doc["onnx"]] == ["models/fold0.onnx", "models/fold1.onnx"]
+    assert doc["onnx_max_logit_gap_vs_torch"] < 1e-3
+    x, _ = tiny_images
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys, numpy as np; from notsure.jobs.engine import Engine;"
+            f"e = Engine.load({str(tiny_run)!r}, 'auto');"
+            f"d = e.predict(np.load({str(tmp_path / 'x.npy')!r}));"
+            f"np.save({str(tmp_path / 'p.npy')!r}, d.prediction);"
+            "print(e.backend, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["onnx", "False"]
+    want = Engine.load(tiny_run, "torch").predict(x)
+    got = np.load(tmp_path / "p.npy")
+    close = np.abs(want.confidence) < 1e-3
+    assert not np.any((got != want.prediction) & ~close)
+
+
+def test_an_altered_stored_graph_is_refused(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    graph = run / "models" / "fold1.onnx"
+    data = bytearray(graph.read_bytes())
+    data[-5] ^= 1
+    graph.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"fold1\.onnx: differs from the SHA-256.*altered"):
+        Engine.load(run, "onnx")
+
+
+def test_a_run_without_stored_graphs_builds_them(tiny_run, tiny_images, tmp_path, monkeypatch):
+    """Runs trained where ONNX was missing store no graph; the engine builds them at load."""
+    from notsure.io.run_folder import RunFolder
+    from notsure.jobs import predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "onnx_available", lambda: False)
+    stored = predictor_module.SelectivePredictor.load(tiny_run)
+    configs = [json.loads((tiny_run / f"models/fold{k}_member0.json").read_text())
+               for k in range(2)]
+    from notsure.models.cnn import CNNConfig
+
+    out = tmp_path / "plain"
+    with RunFolder("selective", out, seed=0) as run:
+        stored.save(run, [CNNConfig.from_dict(c["config"]) for c in configs], meta={})
+        run.finish(seal=["predictor.json"])
+    assert "onnx" not in json.loads((out / "predictor.json").read_text())
+    assert not list(out.glob("models/*.onnx"))
+    x, _ = tiny_images
+    built = Engine.load(out, "onnx")
+    assert built.predictor.graphs is None and built.predictor.models
+    assert np.array_equal(built.predict(x).prediction, Engine.load(tiny_run, "onnx").predict(x)
+                          .prediction)

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     add_backend_option(p)
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="server processes, each answering on one core (default: one per core)")
     p.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
                    help="largest request body in bytes")
     p.add_argument("--max-request-images", type=int, default=256,
@@ -36,8 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError("--max-request-bytes must be >= 1024 and --max-request-images >= 1")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected 0..65535")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: expected at least 1")
     from notsure.serve.server import serve
 
     serve(args.run_dir, host=args.host, port=args.port, backend=args.backend,
-          max_bytes=args.max_request_bytes, max_images=args.max_request_images, quiet=args.quiet)
+          max_bytes=args.max_request_bytes, max_images=args.max_request_images,
+          workers=args.workers, quiet=args.quiet)
     return 0

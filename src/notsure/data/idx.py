@@ -250,8 +250,9 @@ def _no_extra_bytes(fh: BinaryIO, path: Path, header: IdxHeader) -> None:
                         f"goes on after offset {end}")
 
 
-def read_idx(path: Path, expect_magic: int | None = None) -> np.ndarray:
+def read_idx(path: str | Path, expect_magic: int | None = None) -> np.ndarray:
     """The array in the IDX file ``path`` (raw or gzipped), its size checked before reading."""
+    path = Path(path)
     with open_stream(path) as fh:
         header = read_header(fh, path, expect_magic)
         check_bytes(str(path), header.nbytes, "the IDX payload")
@@ -260,8 +261,10 @@ def read_idx(path: Path, expect_magic: int | None = None) -> np.ndarray:
     return array
 
 
-def iter_idx(path: Path, rows: int, expect_magic: int | None = None) -> Iterator[np.ndarray]:
+def iter_idx(path: str | Path, rows: int, expect_magic: int | None = None
+             ) -> Iterator[np.ndarray]:
     """The samples of the IDX file ``path`` in chunks of ``rows``: memory stays flat."""
+    path = Path(path)
     with open_stream(path) as fh:
         header = read_header(fh, path, expect_magic)
         for start in range(0, header.shape[0], rows):

@@ -15,6 +15,7 @@ way on out-of-fold images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,12 +31,17 @@ class ClassGaussians:
     means: np.ndarray
     precision: np.ndarray
 
+    @cached_property
+    def _mean_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """``2 P m_c`` as ``(F, C)`` and ``m_c' P m_c`` ``(C,)``: the same for every image."""
+        mp = self.means @ self.precision
+        return 2.0 * mp.T, np.sum(mp * self.means, axis=1)
+
     def distances(self, features: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row of ``features`` ``(N, F)`` to the nearest class mean."""
         f = np.asarray(features, dtype=np.float64)
-        fp = f @ self.precision
-        sq = (np.sum(fp * f, axis=1)[:, None] - 2.0 * fp @ self.means.T
-              + np.sum((self.means @ self.precision) * self.means, axis=1)[None, :])
+        cross, const = self._mean_terms
+        sq = np.sum((f @ self.precision) * f, axis=1)[:, None] - f @ cross + const
         return np.sqrt(np.clip(sq.min(axis=1), 0.0, None))
 
 

@@ -2,14 +2,14 @@
 decisions taken by the run's own rule (``SelectivePredictor.decide_logits``) for both.
 
 ONNX Runtime is the default where it is installed (measured faster here, see
-``benchmarks/bench_serve.py``); the graph is built in memory from the run's networks at load
-time, so it always matches them. ``notsure export`` writes the same graph to a file.
+``benchmarks/bench_serve.py``). It runs the per-fold graphs the run stored (sealed through
+``predictor.json``), without importing torch; for a run that stored none it builds them from
+the networks at load time. ``notsure export`` writes the whole ensemble as one graph.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +20,11 @@ from notsure.constants import NOT_SURE
 from notsure.errors import ConfigError, DataError
 from notsure.jobs.predictor import PREDICTOR_FILE, Decisions, SelectivePredictor
 from notsure.jobs.selective_folder import METRICS_FILE, THRESHOLDS_FILE, read_json
+from notsure.models.onnx_session import onnx_available
 
 BACKENDS = ("auto", "onnx", "torch")
 #: Why an image got its label; the predictor's own ``reason`` is used when it has one.
 ANSWERED, BELOW_THRESHOLD = "answered", "below_threshold"
-
-
-def onnx_available() -> bool:
-    """Whether ``onnx`` and ``onnxruntime`` are installed (the ``serve`` extra)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
 def resolve_backend(backend: str, precision: str = "fp32") -> str:
@@ -64,11 +60,17 @@ class Engine:
     def __post_init__(self) -> None:
         p = self.predictor
         if self.backend == "onnx":
-            from notsure.models.onnx_export import OnnxEnsemble, ensemble_to_onnx
+            from notsure.models.onnx_session import OnnxEnsemble
 
             # One graph per fold: the routed rule runs only the answering fold's members.
-            self._onnx = [OnnxEnsemble(ensemble_to_onnx(p.fold_models(k), p.image_shape),
-                                       threads=self.threads) for k in range(p.n_folds)]
+            # The run's stored graphs load without torch; older runs build them here.
+            graphs = p.graphs
+            if graphs is None:
+                from notsure.models.onnx_export import ensemble_to_onnx
+
+                graphs = [ensemble_to_onnx(p.fold_models(k), p.image_shape)
+                          for k in range(p.n_folds)]
+            self._onnx = [OnnxEnsemble(g, threads=self.threads) for g in graphs]
         elif self.backend == "torch":
             from notsure.models.predict import prepare_for_inference
 
@@ -96,12 +98,15 @@ class Engine:
     def load(cls, run_dir: str | Path, backend: str = "auto",
              threads: int | None = None) -> Engine:
         """Load the run's predictor and ready the back end (``auto``: ONNX where installed)."""
-        predictor = SelectivePredictor.load(run_dir)
-        return cls(predictor, resolve_backend(backend, predictor.precision), threads)
+        predictor = SelectivePredictor.load(run_dir, networks=False)
+        backend = resolve_backend(backend, predictor.precision)
+        if backend == "torch" or predictor.graphs is None:
+            predictor = SelectivePredictor.load(run_dir)
+        return cls(predictor, backend, threads)
 
     def member_logits(self, x: np.ndarray) -> np.ndarray:
         """Every member's logits ``(K*M, N, C)`` for raw-pixel images ``(N, H, W)``."""
-        return self._score(range(len(self.predictor.models)), x)[0]
+        return self._score(range(self.predictor.n_models), x)[0]
 
     def predict(self, x: np.ndarray) -> Decisions:
         """Decisions for images ``(N, H, W)``, by the run's rule (routing and guard included)
@@ -137,5 +142,5 @@ def run_info(run_dir: str | Path, predictor: SelectivePredictor) -> dict[str, An
         "test_n": metrics.get("test", {}).get("n"),
         "certificates": thresholds.get("certificates", []),
         "score_rule": predictor_doc.get("score_rule"),
-        "members": len(predictor.models),
+        "members": predictor.n_models,
     }

@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_bytes, atomic_write_json
 from notsure.io.hashing import sha256_file
-from notsure.jobs.engine import onnx_available, run_info
+from notsure.jobs.engine import run_info
 from notsure.jobs.predictor import SelectivePredictor
+from notsure.models.onnx_session import onnx_available
 
 FORMATS = ("onnx",)
 DECISION_FORMAT = "notsure-onnx-decision/1"
 MODEL_FILE, DECISION_FILE = "ensemble.onnx", "decision.json"
-#: Largest logit difference allowed between ONNX Runtime and torch on the export check.
-TOLERANCE = 1e-3
 
 
 def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None = None) -> Path:
@@ -28,17 +25,14 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
     if not onnx_available():
         raise ConfigError("export needs onnx and onnxruntime: pip install 'notsure[serve]'")
     from notsure.decisions import RULE_TEXT
-    from notsure.models.onnx_export import FEATURES, INPUT, OUTPUT, OnnxEnsemble, ensemble_to_onnx
-    from notsure.models.predict import predict_logits
+    from notsure.models.onnx_export import faithful_graph
+    from notsure.models.onnx_session import FEATURES, INPUT, OUTPUT
 
     predictor = SelectivePredictor.load(run_dir)
-    proto = ensemble_to_onnx(predictor.models, predictor.image_shape)
-    probe = np.random.default_rng(0).integers(0, 256, (64, *predictor.image_shape), np.uint8)
-    gap = float(np.abs(OnnxEnsemble(proto).logits(probe)
-                       - predict_logits(predictor.models, probe, precision="fp32")).max())
-    if not gap <= TOLERANCE:
-        raise DataError(f"{run_dir}: ONNX Runtime's logits differ from torch's by {gap:.2g} "
-                        f"(more than {TOLERANCE}); the export is not faithful, not written")
+    try:
+        proto, gap = faithful_graph(predictor.networks(), predictor.image_shape)
+    except DataError as exc:
+        raise DataError(f"{run_dir}: {exc}; the export is not written") from None
     folder = Path(out) if out is not None else Path(run_dir) / "export"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / MODEL_FILE, proto.SerializeToString())
@@ -49,7 +43,7 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
         "model_sha256": sha256_file(folder / MODEL_FILE),
         "input": {"name": INPUT, "shape": ["N", *predictor.image_shape], "dtype": "float32",
                   "meaning": "raw pixels 0..255, light ink on black (MNIST form)"},
-        "output": {"name": OUTPUT, "shape": [len(predictor.models), "N",
+        "output": {"name": OUTPUT, "shape": [predictor.n_models, "N",
                                              len(predictor.class_names)],
                    "dtype": "float32", "meaning": "every member's logits"},
         "features": {"name": FEATURES, "meaning": "every member's penultimate features (K, N, F),"

@@ -10,13 +10,14 @@ weights, class count and input shape match what was recorded at save time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from notsure.constants import NOT_SURE
 from notsure.decisions import (
@@ -31,9 +32,11 @@ from notsure.decisions.ood import OODGuard
 from notsure.errors import ConfigError, DataError
 from notsure.io.hashing import sha256_file
 from notsure.io.run_folder import RunFolder, check_sealed
-from notsure.models.cnn import default_precision
-from notsure.models.predict import predict_logits
-from notsure.models.store import load_model, model_paths, save_model
+from notsure.models.onnx_session import onnx_available
+from notsure.models.runtime import default_precision, model_paths
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: ``scorer(members, images) -> (logits (M, N, C), features (M, N, F) or None)``
 Scorer = Callable[[range, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -42,6 +45,7 @@ PREDICTOR_FILE = "predictor.json"
 PREDICTOR_FORMAT = "notsure-selective-predictor/2"
 OLD_FORMAT = "notsure-selective-predictor/1"  # one member per fold, min-member rule
 REASONS = ("answered", "below_threshold", "out_of_distribution")
+ONNX_FILE = "models/fold{fold}.onnx"  # each fold's members as one graph (see onnx_export)
 
 
 @dataclass
@@ -76,22 +80,35 @@ class SelectivePredictor:
     rule: str = "min-member"
     n_folds: int = 0  # 0: one fold per model
     guard: OODGuard | None = None  # out-of-distribution guard, applied before the thresholds
+    n_models: int = 0  # K*M; 0: len(models). Set alone when loaded without the networks
+    graphs: list[bytes] | None = None  # each fold's stored ONNX graph (serialized), if any
 
     def __post_init__(self) -> None:
+        if self.models:
+            self.n_models = len(self.models)
         if self.n_folds == 0:
-            self.n_folds = len(self.models)
-        if self.rule not in RULES or len(self.models) % self.n_folds:
-            raise ConfigError(f"predictor: rule {self.rule!r} or {len(self.models)} models in "
+            self.n_folds = self.n_models
+        if (self.rule not in RULES or self.n_models < 1 or self.n_folds < 1
+                or self.n_models % self.n_folds):
+            raise ConfigError(f"predictor: rule {self.rule!r} or {self.n_models} models in "
                               f"{self.n_folds} folds is inconsistent")
 
     @property
     def members(self) -> int:
         """Members per fold (M)."""
-        return len(self.models) // self.n_folds
+        return self.n_models // self.n_folds
 
     def fold_models(self, k: int) -> list[nn.Module]:
         """The M members of fold ``k``."""
-        return self.models[k * self.members:(k + 1) * self.members]
+        return self.networks()[k * self.members:(k + 1) * self.members]
+
+    def networks(self) -> list[nn.Module]:
+        """The torch networks; refused when the predictor was loaded without them."""
+        if not self.models:
+            raise ConfigError("this predictor was loaded without its torch networks "
+                              "(SelectivePredictor.load(run_dir, networks=False)); load it "
+                              "with networks=True")
+        return self.models
 
     def _decide(self, candidate_logits: np.ndarray, scores: np.ndarray,
                 member_logits: np.ndarray | None, routes: np.ndarray | None,
@@ -155,14 +172,16 @@ class SelectivePredictor:
             )
         guarded = self.guard is not None
         if scorer is None:
+            from notsure.models.predict import predict_logits
+
             def scorer(members: range, images: np.ndarray) -> tuple:
-                out = predict_logits(self.models[members.start:members.stop], images,
+                out = predict_logits(self.networks()[members.start:members.stop], images,
                                      batch_size=batch_size, precision=self.precision,
                                      quiet=quiet, return_features=guarded)
                 return out if guarded else (out, None)
         routes = route(x, self.n_folds)
         if self.rule != "routed":
-            logits, features = scorer(range(len(self.models)), x)
+            logits, features = scorer(range(self.n_models), x)
             return self.decide_logits(logits, routes, features, x)
         chosen = np.empty((len(x), len(self.class_names)), dtype=np.float32)
         ood_score = np.empty(len(x)) if guarded else None
@@ -183,9 +202,13 @@ class SelectivePredictor:
         return names[np.where(prediction == NOT_SURE, len(self.class_names), prediction)].tolist()
 
     def save(self, run: RunFolder, configs: list, meta: dict) -> None:
-        """Write the members and ``predictor.json`` into the run folder (atomically)."""
+        """Write the members and ``predictor.json`` into the run folder (atomically); where
+        ONNX is installed and the run scores in fp32, also each fold's ONNX graph (checked
+        against torch), so ``predict`` and ``serve`` can start without torch."""
+        from notsure.models.store import save_model
+
         members = []
-        for i, (model, config) in enumerate(zip(self.models, configs, strict=True)):
+        for i, (model, config) in enumerate(zip(self.networks(), configs, strict=True)):
             k, m = divmod(i, self.members)
             name = f"models/fold{k}_member{m}"
             weights, _ = save_model(run.path / name, model, config, image_shape=self.image_shape,
@@ -210,12 +233,34 @@ class SelectivePredictor:
             "precision": self.precision,
             "thresholds": self.strategy.thresholds.tolist(),
             **({} if self.guard is None else {"guard": self.guard.to_dict()}),
+            **self._save_graphs(run),
             **meta,
         })
 
+    def _save_graphs(self, run: RunFolder) -> dict[str, Any]:
+        """Write ``models/fold<k>.onnx`` per fold; the entry of ``predictor.json`` naming them
+        (empty where ONNX is missing or the run scores in bf16, whose numbers torch computes)."""
+        if not onnx_available() or self.precision != "fp32":
+            return {}
+        from notsure.models.onnx_export import faithful_graph
+
+        entries, gap = [], 0.0
+        for k in range(self.n_folds):
+            proto, fold_gap = faithful_graph(self.fold_models(k), self.image_shape)
+            gap = max(gap, fold_gap)
+            name = ONNX_FILE.format(fold=k)
+            with run.atomic(name) as tmp:
+                tmp.write_bytes(proto.SerializeToString())
+            entries.append({"file": name, "fold": k, "sha256": sha256_file(run.path / name)})
+        return {"onnx": entries, "onnx_max_logit_gap_vs_torch": gap}
+
     @classmethod
-    def load(cls, run_dir: str | Path) -> SelectivePredictor:
-        """Read and verify a predictor from a finished ``notsure selective`` run folder."""
+    def load(cls, run_dir: str | Path, networks: bool = True) -> SelectivePredictor:
+        """Read and verify a predictor from a finished ``notsure selective`` run folder.
+
+        ``networks=False`` reads no torch network (and never imports torch): the predictor then
+        decides only through a ``scorer``, such as the stored ONNX graphs in :attr:`graphs`.
+        """
         run_dir = Path(run_dir)
         path = run_dir / PREDICTOR_FILE
         if not run_dir.is_dir():
@@ -228,23 +273,11 @@ class SelectivePredictor:
         doc = _read_predictor_json(path)
         models = []
         for spec in doc["members"]:
-            stored = load_model(run_dir / spec["file"])
-            if (stored.n_classes != len(doc["class_names"])
-                    or list(stored.image_shape) != list(doc["image_shape"])):
-                raise ConfigError(
-                    f"{model_paths(run_dir / spec['file'])[1]}: a model for "
-                    f"{stored.n_classes} classes on {stored.image_shape} images, but "
-                    f"{PREDICTOR_FILE} says {len(doc['class_names'])} classes on "
-                    f"{tuple(doc['image_shape'])}; the run folder was altered")
-            if ("weights_sha256" in spec and sha256_file(model_paths(run_dir / spec["file"])[0])
-                    != spec["weights_sha256"]):
-                raise ConfigError(f"{run_dir / spec['file']}.safetensors: weights differ from "
-                                  f"the SHA-256 recorded in {PREDICTOR_FILE}; the run folder "
-                                  "was altered")
-            if "stages" in spec and [list(s) for s in stored.config.stages] != spec["stages"]:
-                raise ConfigError(f"{run_dir / spec['file']}.json: architecture differs from "
-                                  f"{PREDICTOR_FILE}; the run folder was altered")
-            models.append(stored.model)
+            _check_member(run_dir, spec, doc)
+            if networks:
+                from notsure.models.store import load_model
+
+                models.append(load_model(run_dir / spec["file"]).model)
         guard = None
         if "guard" in doc:
             try:
@@ -254,13 +287,64 @@ class SelectivePredictor:
             if guard.pixels is not None and len(guard.pixels.folds) != doc["n_folds"]:
                 raise ConfigError(f"{path}: the pixel guard has {len(guard.pixels.folds)} "
                                   f"folds for {doc['n_folds']}; the run folder was altered")
-            if len(guard.members) != len(models):
+            if len(guard.members) != len(doc["members"]):
                 raise ConfigError(f"{path}: the guard has {len(guard.members)} members for "
-                                  f"{len(models)} models; the run folder was altered")
+                                  f"{len(doc['members'])} models; the run folder was altered")
         return cls(models=models, strategy=ThresholdStrategy(doc["thresholds"]),
                    class_names=doc["class_names"], image_shape=doc["image_shape"],
                    precision=doc["precision"], rule=doc["rule"], n_folds=doc["n_folds"],
-                   guard=guard)
+                   guard=guard, n_models=len(doc["members"]),
+                   graphs=_read_graphs(run_dir, doc))
+
+
+def _check_member(run_dir: Path, spec: dict, doc: dict) -> None:
+    """A member's files still match ``predictor.json`` (weights SHA-256, class count, input
+    shape, architecture), checked from its JSON without torch, whether or not it is loaded."""
+    weights, config = model_paths(run_dir / spec["file"])
+    try:
+        header = json.loads(config.read_text(encoding="utf-8"))
+        n_classes = int(header["n_classes"])
+        shape = [int(s) for s in header["image_shape"]]
+        stages = [[int(c) for c in stage] for stage in header["config"]["stages"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{config}: not a readable model file ({exc}); the run folder was "
+                          "altered") from None
+    if n_classes != len(doc["class_names"]) or shape != list(doc["image_shape"]):
+        raise ConfigError(f"{config}: a model for {n_classes} classes on {tuple(shape)} images, "
+                          f"but {PREDICTOR_FILE} says {len(doc['class_names'])} classes on "
+                          f"{tuple(doc['image_shape'])}; the run folder was altered")
+    if "weights_sha256" in spec and sha256_file(weights) != spec["weights_sha256"]:
+        raise ConfigError(f"{weights}: weights differ from the SHA-256 recorded in "
+                          f"{PREDICTOR_FILE}; the run folder was altered")
+    if "stages" in spec and stages != spec["stages"]:
+        raise ConfigError(f"{config}: architecture differs from {PREDICTOR_FILE}; the run "
+                          "folder was altered")
+
+
+def _read_graphs(run_dir: Path, doc: dict) -> list[bytes] | None:
+    """Each fold's stored ONNX graph, verified against the SHA-256 in ``predictor.json``; None
+    when the run stored none (it was trained without ONNX installed, or in bf16)."""
+    entries = doc.get("onnx")
+    if not entries:
+        return None
+    if (not isinstance(entries, list) or len(entries) != doc["n_folds"]
+            or not all(isinstance(e, dict) and e.get("file") == ONNX_FILE.format(fold=k)
+                       for k, e in enumerate(entries))):
+        raise ConfigError(f"{run_dir / PREDICTOR_FILE}: its onnx entry does not name one graph "
+                          "per fold; the run folder was altered")
+    graphs = []
+    for entry in entries:
+        path = run_dir / entry["file"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the stored ONNX graph ({exc.strerror})"
+                              ) from None
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise ConfigError(f"{path}: differs from the SHA-256 recorded in {PREDICTOR_FILE}; "
+                              "the run folder was altered")
+        graphs.append(data)
+    return graphs
 
 
 def _require_complete(run_dir: Path) -> None:

@@ -1,18 +1,30 @@
-"""Convolutional networks: architectures, training, inference and safe storage."""
+"""Convolutional networks: architectures, training, inference and safe storage.
 
-from notsure.models.cnn import CNNConfig, ConvNet, build_model
-from notsure.models.predict import predict_logits
-from notsure.models.store import StoredModel, load_model, save_model
-from notsure.models.train import TrainResult, train_cnn
+Names are imported on first use, so that torch-free submodules (``runtime``,
+``onnx_session``) load without importing torch.
+"""
 
-__all__ = [
-    "CNNConfig",
-    "ConvNet",
-    "StoredModel",
-    "TrainResult",
-    "build_model",
-    "load_model",
-    "predict_logits",
-    "save_model",
-    "train_cnn",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "CNNConfig": "cnn",
+    "ConvNet": "cnn",
+    "build_model": "cnn",
+    "predict_logits": "predict",
+    "StoredModel": "store",
+    "load_model": "store",
+    "save_model": "store",
+    "TrainResult": "train",
+    "train_cnn": "train",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"notsure.models.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'notsure.models' has no attribute {name!r}")

@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import torch
@@ -21,37 +19,19 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from notsure.errors import ConfigError
+from notsure.models.runtime import (  # noqa: F401  (re-exported)
+    PRECISIONS,
+    Precision,
+    default_precision,
+    native_bf16,
+    resolve_threads,
+)
 
-Precision = Literal["bf16", "fp32"]
 Schedule = Literal["onecycle", "cosine"]
 
 #: Names of the architectures ``build_model`` knows; saved configs must name one of these.
 ARCHITECTURES = ("vgg",)
-PRECISIONS = ("bf16", "fp32")
 SCHEDULES = ("onecycle", "cosine")
-
-
-@lru_cache(maxsize=1)
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX or AVX-512 BF16).
-
-    Elsewhere (AVX2-only CPUs) torch emulates bf16 and trains about 8x *slower* than fp32
-    (measured on an AVX2 AMD EPYC: 164 against 1,362 images/s), so bf16 only pays where native.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def default_precision() -> Precision:
-    """``"bf16"`` where the CPU has native bf16 arithmetic, else ``"fp32"``."""
-    return "bf16" if native_bf16() else "fp32"
 
 
 @dataclass(frozen=True)
@@ -158,16 +138,6 @@ class CNNConfig:
     def replace(self, **changes: Any) -> CNNConfig:
         """A copy with some settings changed (validated)."""
         return dataclasses.replace(self, **changes)
-
-
-def resolve_threads(threads: int | None) -> int:
-    """Thread count for torch: ``threads`` or every core available to this process."""
-    if threads is not None:
-        return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager

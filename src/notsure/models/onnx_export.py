@@ -1,4 +1,5 @@
-"""The CNN ensemble as one ONNX graph, and a runner for it on ONNX Runtime.
+"""The CNN ensemble as one ONNX graph (the runner, which needs no torch, is
+:class:`notsure.models.onnx_session.OnnxEnsemble`).
 
 The graph takes raw pixels ``images`` ``(N, H, W)`` float32 (0..255, as every notsure network)
 and returns ``logits`` ``(K, N, C)``: every member's logits stacked, which is what
@@ -11,17 +12,18 @@ refused by name rather than exported wrong.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from torch import nn
 
 from notsure.errors import ConfigError, DataError
-from notsure.models.cnn import ConvNet, resolve_threads
-from notsure.models.predict import check_images, prepare_for_inference
+from notsure.models.cnn import ConvNet
+from notsure.models.onnx_session import FEATURES, INPUT, OUTPUT, OnnxEnsemble
+from notsure.models.predict import prepare_for_inference
 
 OPSET = 17
-INPUT, OUTPUT, FEATURES = "images", "logits", "features"
+#: Largest logit difference allowed between ONNX Runtime and torch when a graph is checked.
+TOLERANCE = 1e-3
 
 
 def ensemble_to_onnx(models: Sequence[nn.Module], image_shape: tuple[int, int]):
@@ -107,57 +109,16 @@ def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-class OnnxEnsemble:
-    """Runs an ensemble graph on ONNX Runtime: ``logits(x)`` returns ``(K, N, C)`` float32.
+def faithful_graph(models: Sequence[nn.Module], image_shape: tuple[int, int]):
+    """``(proto, gap)``: the graph of ``models`` and the largest difference between its ONNX
+    Runtime logits and torch's on 64 random images; DataError if over :data:`TOLERANCE`."""
+    from notsure.models.predict import predict_logits
 
-    Like :func:`notsure.models.predict.predict_logits`, ``threads`` workers each take whole
-    batches with one ONNX Runtime thread, so workers never wait on each other.
-    """
-
-    def __init__(self, model, *, threads: int | None = None, batch_size: int = 256) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        data = model if isinstance(model, (bytes, str)) else model.SerializeToString()
-        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        out_shape = self.session.get_outputs()[0].shape
-        self.n_members, self.n_classes = int(out_shape[0]), int(out_shape[2])
-        self.n_features = int(self.session.get_outputs()[1].shape[2])
-        self.image_shape = tuple(int(s) for s in self.session.get_inputs()[0].shape[1:])
-        self.threads = resolve_threads(threads)
-        self.batch_size = batch_size
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Members' logits ``(K, N, C)`` for raw-pixel images ``(N, H, W)``."""
-        return self.logits_and_features(x, features=False)[0]
-
-    def logits_and_features(self, x: np.ndarray, features: bool = True
-                            ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Members' logits ``(K, N, C)`` and penultimate features ``(K, N, F)`` (or None)."""
-        x = check_images(x)
-        if tuple(x.shape[1:]) != self.image_shape:
-            raise DataError(f"images have shape {tuple(x.shape[1:])}; the graph takes "
-                            f"{self.image_shape}")
-        out = np.empty((self.n_members, len(x), self.n_classes), dtype=np.float32)
-        feats = (np.empty((self.n_members, len(x), self.n_features), dtype=np.float32)
-                 if features else None)
-        names = [OUTPUT, FEATURES] if features else [OUTPUT]
-
-        def run_batch(start: int) -> None:
-            xb = np.ascontiguousarray(x[start:start + self.batch_size], dtype=np.float32)
-            got = self.session.run(names, {INPUT: xb})
-            out[:, start:start + len(xb)] = got[0]
-            if features:
-                feats[:, start:start + len(xb)] = got[1]
-
-        starts = range(0, len(x), self.batch_size)
-        if len(starts) <= 1 or self.threads == 1:
-            for s in starts:
-                run_batch(s)
-        else:
-            with ThreadPoolExecutor(min(self.threads, len(starts))) as pool:
-                list(pool.map(run_batch, starts))
-        return out, feats
+    proto = ensemble_to_onnx(models, image_shape)
+    probe = np.random.default_rng(0).integers(0, 256, (64, *image_shape), np.uint8)
+    gap = float(np.abs(OnnxEnsemble(proto).logits(probe)
+                       - predict_logits(list(models), probe, precision="fp32")).max())
+    if not gap <= TOLERANCE:
+        raise DataError(f"ONNX Runtime's logits differ from torch's by {gap:.2g} (more than "
+                        f"{TOLERANCE}); the graph is not faithful")
+    return proto, gap

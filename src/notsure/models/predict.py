@@ -11,14 +11,13 @@ from torch import nn
 
 from notsure.errors import DataError
 from notsure.io.progress import progress
-from notsure.models.cnn import (
+from notsure.models.cnn import ConvNet, fuse_for_inference, torch_threads
+from notsure.models.runtime import (  # noqa: F401  (check_images re-exported)
     PRECISIONS,
-    ConvNet,
     Precision,
+    check_images,
     default_precision,
-    fuse_for_inference,
     resolve_threads,
-    torch_threads,
 )
 
 
@@ -26,17 +25,6 @@ def prepare_for_inference(model: nn.Module) -> nn.Module:
     """Eval-mode copy tuned for CPU inference: BatchNorm folded into convs, channels-last."""
     fused = fuse_for_inference(model) if isinstance(model, ConvNet) else model.eval()
     return fused.to(memory_format=torch.channels_last)
-
-
-def check_images(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """Return ``x`` as ``(N, H, W)`` pixels; raise DataError naming the shape otherwise."""
-    x = np.asarray(x)
-    if x.ndim == 4 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 3 or x.dtype.kind not in "uif":
-        raise DataError(f"{name}: expected images (N, H, W) of pixel values 0..255, got "
-                        f"{x.dtype} {x.shape}")
-    return x
 
 
 def predict_logits(

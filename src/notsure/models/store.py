@@ -22,11 +22,10 @@ from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
 from notsure.io.hashing import sha256_file
 from notsure.models.cnn import CNNConfig, ConvNet, build_model
+from notsure.models.runtime import model_paths
 
 FORMAT = "notsure-cnn"
 VERSION = 1
-WEIGHTS_SUFFIX = ".safetensors"
-CONFIG_SUFFIX = ".json"
 
 
 @dataclass
@@ -41,15 +40,6 @@ class StoredModel:
     @property
     def n_classes(self) -> int:
         return self.model.n_classes
-
-
-def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(weights, config) paths for a prefix; a trailing ``.safetensors``/``.json`` is dropped."""
-    path = Path(path)
-    if path.suffix in (WEIGHTS_SUFFIX, CONFIG_SUFFIX):
-        path = path.with_suffix("")
-    return (path.with_name(path.name + WEIGHTS_SUFFIX),
-            path.with_name(path.name + CONFIG_SUFFIX))
 
 
 def save_model(path: str | os.PathLike[str], model: ConvNet, config: CNNConfig, *,
