@@ -55,11 +55,12 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     from notsure.models.runtime import resolve_threads
 
     workers = resolve_threads(workers)
+    where = f"http://{host}:{port}/" if port else f"a free port of {host} (uvicorn prints it)"
     log = {"log_level": "warning" if quiet else "info", "access_log": not quiet}
     if workers == 1:
         app = build_app(run_dir, backend=backend, max_bytes=max_bytes, max_images=max_images)
-        say(f"loaded {run_dir} in {time.perf_counter() - t0:.2f} s; serving "
-            f"http://{host}:{port}/", quiet=quiet)
+        say(f"loaded {run_dir} in {time.perf_counter() - t0:.2f} s; serving at {where}",
+            quiet=quiet)
         uvicorn.run(app, host=host, port=port, **log)
         return
     # Check the run (files, hashes, back end) here, so a bad folder fails once, with one line,
@@ -69,7 +70,6 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     os.environ[SETTINGS_ENV] = json.dumps({
         "run_dir": str(Path(run_dir).resolve()), "backend": backend, "max_bytes": max_bytes,
         "max_images": max_images})
-    say(f"serving {run_dir} at http://{host}:{port}/ with {workers} worker processes",
-        quiet=quiet)
+    say(f"serving {run_dir} at {where} with {workers} worker processes", quiet=quiet)
     uvicorn.run("notsure.serve.server:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, **log)
