@@ -109,8 +109,10 @@ def bench_backends(run: str, x: np.ndarray) -> dict:
             row[f"images_per_s_{threads}t"] = wall
             row[f"images_per_cpu_s_{threads}t"] = cpu
         rows[backend] = row
-    flops = conv_flops(engine.predictor.models, engine.predictor.image_shape)
-    p = engine.predictor
+    from notsure.jobs.predictor import SelectivePredictor
+
+    p = SelectivePredictor.load(run)  # with its torch networks, to count their FLOPs
+    flops = conv_flops(p.networks(), p.image_shape)
     # The routed rule runs only the answering fold's members on each image.
     k = p.members if p.rule == "routed" else p.n_models
     print(f"\nback ends on {len(x):,} images ({p.n_models} members, {k} run per image "

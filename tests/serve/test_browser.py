@@ -49,9 +49,11 @@ def server(tiny_run):
     import uvicorn
 
     from notsure.jobs.engine import Engine, run_info
+    from notsure.jobs.predictor import SelectivePredictor
     from notsure.serve.app import create_app
 
     engine = Engine.load(tiny_run)
+    reference = SelectivePredictor.load(tiny_run)  # torch: what every answer must agree with
     app = create_app(engine, run_info(tiny_run, engine.predictor))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,7 +66,7 @@ def server(tiny_run):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", engine
+    yield f"http://127.0.0.1:{port}", reference
     srv.should_exit = True
     thread.join(10)
 
@@ -88,14 +90,14 @@ def _answer(page) -> str:
     return page.get_attribute("#answer", "data-label")
 
 
-def _expected_label(engine, pixels: list) -> str:
+def _expected_label(reference, pixels: list) -> str:
     """The in-process decision for the pixels the server says the model saw."""
-    d = engine.predictor.predict(np.array([pixels], np.uint8))
-    return engine.predictor.labels_of(d.prediction)[0]
+    d = reference.predict(np.array([pixels], np.uint8))
+    return reference.labels_of(d.prediction)[0]
 
 
 def test_draw_a_stroke_and_get_an_answer(browser_page, server, tmp_path):
-    page, (_, engine) = browser_page, server
+    page, (_, reference) = browser_page, server
     box = page.locator("#pad").bounding_box()
     x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15
     page.mouse.move(x0, y0)
@@ -108,8 +110,8 @@ def test_draw_a_stroke_and_get_an_answer(browser_page, server, tmp_path):
     prediction = response.value.json()["predictions"][0]
     label = _answer(page)
     assert label == prediction["label"]
-    assert label in (*engine.predictor.class_names, "not_sure")
-    assert label == _expected_label(engine, prediction["input"])
+    assert label in (*reference.class_names, "not_sure")
+    assert label == _expected_label(reference, prediction["input"])
     shown = page.text_content("#answer")
     assert shown == ("not sure" if label == "not_sure" else label)
     assert page.text_content("#why").startswith("not sure" if label == "not_sure" else "answered")
@@ -119,7 +121,7 @@ def test_draw_a_stroke_and_get_an_answer(browser_page, server, tmp_path):
                         "let m = 0; for (let i = 0; i < d.length; i += 4) m = Math.max(m, d[i]);"
                         "return m; })()")
     assert ink > 128
-    assert page.locator("#chart rect").count() == len(engine.predictor.class_names)
+    assert page.locator("#chart rect").count() == len(reference.class_names)
     page.screenshot(path=str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").stat().st_size > 10_000
 
@@ -131,9 +133,9 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def test_pick_a_file_and_drop_a_file(browser_page, server, tiny_images, tmp_path):
-    page, (_, engine) = browser_page, server
+    page, (_, reference) = browser_page, server
     x, _ = tiny_images
-    want = engine.predictor.labels_of(engine.predictor.predict(x[:2]).prediction)
+    want = reference.labels_of(reference.predict(x[:2]).prediction)
 
     path = tmp_path / "digit.png"
     path.write_bytes(_png(x[0]))

@@ -2,10 +2,12 @@
 
 Saved in a run folder as ``models/fold<k>_member<m>.safetensors`` (+ JSON configs, via
 :mod:`notsure.models.store`, never unpickled) and ``predictor.json`` (rule, thresholds, class
-names, image shape, and per member: fold, weights SHA-256, class count, input shape), so
-``notsure predict RUN_DIR INPUT`` needs nothing else. Loading verifies the whole folder: the run
-completed, the schema holds (finite thresholds, one per class, a known rule), and every member's
-weights, class count and input shape match what was recorded at save time.
+names, image shape, and per member: fold, weights SHA-256, class count, input shape), plus,
+where ONNX is installed, each fold's members as one graph ``models/fold<k>.onnx`` (SHA-256 in
+``predictor.json``), so ``notsure predict RUN_DIR INPUT`` needs nothing else and can start
+without torch. Loading verifies the whole folder: the run completed, the schema holds (finite
+thresholds, one per class, a known rule), and every member's weights, class count and input
+shape, and every stored graph, match what was recorded at save time.
 """
 
 from __future__ import annotations
