@@ -119,6 +119,7 @@ def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         batcher.close()
+
     model_doc = {**info, "backend": engine.backend,
                  "limits": {"max_bytes": limits.max_bytes, "max_images": limits.max_images}}
     page = resources.files("notsure.serve").joinpath("page.html").read_text(encoding="utf-8")
