@@ -91,17 +91,24 @@ def test_the_guard_threshold_depends_only_on_pool_data(guarded_run, digits, tmp_
     assert m2["after"]["coverage"] < 0.1
 
 
-def test_evaluate_reproduces_the_runs_after_metrics(guarded_run, tmp_path, capsys):
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_evaluate_reproduces_the_runs_after_metrics(guarded_run, tmp_path, capsys, backend):
+    """Both engines (ONNX, the default where installed, as for `predict` and `serve`) give the
+    run's own test figures exactly."""
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
     run, data = guarded_run
     ds = load(data)
     split = load_split(run / "split.json", len(ds))
     test = save_digits(tmp_path / "test.npz", ds.x[split.test], np.asarray(ds.class_names)[
         ds.y[split.test]].astype(int))
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(run), str(test), "--out", str(out), "--quiet"]) == 0
+    assert main(["evaluate", str(run), str(test), "--out", str(out), "--quiet",
+                 "--backend", backend]) == 0
     captured = capsys.readouterr()
     assert "warning" not in captured.err
     mine = json.loads(out.read_text())
+    assert mine["backend"] == backend
     theirs = json.loads((run / "metrics.json").read_text())["after"]
     for key in ("accuracy", "coverage", "selective_accuracy", "n", "n_not_sure", "n_errors",
                 "confusion_matrix", "tp", "fp", "fn", "tn", "fpr", "fpr_ci", "tpr", "tpr_ci"):

@@ -42,6 +42,6 @@ def add_run_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
-    """``--backend``: what scores a run's members (``predict`` and ``serve``)."""
+    """``--backend``: what scores a run's members (``predict``, ``evaluate``, ``serve``)."""
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                         help="scoring back end (auto: ONNX Runtime where installed, else torch)")

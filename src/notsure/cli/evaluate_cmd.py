@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from notsure.cli.commands import add_command, add_run_argument
+from notsure.cli.commands import add_backend_option, add_command, add_run_argument
 from notsure.cli.selective_cmd import add_image_options
 
 
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of images per class")
     add_image_options(p)
     p.add_argument("--out", metavar="FILE", help="also write every figure as JSON to FILE")
+    add_backend_option(p)
     p.set_defaults(func=_evaluate)
 
 
@@ -36,7 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     result = run_evaluate(EvaluateConfig(
         run_dir=args.run_dir, data=args.data, format=args.format, scale=args.scale,
-        preprocess=args.preprocess, out=args.out, quiet=args.quiet))
+        preprocess=args.preprocess, out=args.out, backend=args.backend, quiet=args.quiet))
     warning = overlap_warning(result.overlap)
     if warning:
         print(f"notsure: {warning}", file=sys.stderr)

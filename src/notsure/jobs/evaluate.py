@@ -17,7 +17,7 @@ from notsure.data.images import Images, read_images_for_prediction
 from notsure.data.splits import content_ids
 from notsure.errors import DataError, NotsureError
 from notsure.io.atomic import atomic_write_json, to_jsonable
-from notsure.jobs.predictor import SelectivePredictor
+from notsure.jobs.engine import Engine
 from notsure.jobs.selective import evaluate
 from notsure.jobs.selective_folder import SelectiveRun
 from notsure.reports import fmt
@@ -34,6 +34,7 @@ class EvaluateConfig:
     scale: float | None = None
     preprocess: bool = True
     out: str | None = None  # JSON file for the full metrics
+    backend: str = "auto"  # as `predict`: onnx where ONNX Runtime is installed, else torch
     quiet: bool = False
 
 
@@ -47,9 +48,11 @@ class Evaluation:
     n_out_of_distribution: int
     n_preprocessed: int
     overlap: dict  # n_in_pool, n_in_test, or why it could not be checked
+    backend: str = "torch"  # what scored the images: the same engine as `predict` and `serve`
 
     def as_dict(self) -> dict:
         return {"source": self.source, "class_names": list(self.class_names),
+                "backend": self.backend,
                 "n_out_of_distribution": self.n_out_of_distribution,
                 "out_of_distribution_share": self.n_out_of_distribution / self.metrics["n"],
                 "n_preprocessed": self.n_preprocessed, "overlap": self.overlap,
@@ -93,20 +96,24 @@ def training_overlap(run_dir: Path, x: np.ndarray) -> dict:
 
 
 def run_evaluate(config: EvaluateConfig) -> Evaluation:
-    """Score the run's predictor on the labelled images; write the JSON when ``out`` is set."""
+    """Score the run's predictor on the labelled images with the engine ``predict`` and
+    ``serve`` use (so the figures are those of the answers they give); write the JSON when
+    ``out`` is set."""
     run_dir = Path(config.run_dir)
-    predictor = SelectivePredictor.load(run_dir)
+    engine = Engine.load(run_dir, config.backend)
+    predictor = engine.predictor
     images = read_images_for_prediction(
         config.data, shape=predictor.image_shape, format=config.format, scale=config.scale,
         preprocess=config.preprocess)
     y = labels_for(images, predictor.class_names)
-    decisions = predictor.predict(images.x, quiet=config.quiet)
+    decisions = engine.predict(images.x)
     ood = decisions.out_of_distribution
     result = Evaluation(
         source=images.source, class_names=predictor.class_names,
         metrics=evaluate(y, decisions.prediction, np.arange(len(predictor.class_names))),
         n_out_of_distribution=0 if ood is None else int(ood.sum()),
-        n_preprocessed=images.n_preprocessed, overlap=training_overlap(run_dir, images.x))
+        n_preprocessed=images.n_preprocessed, overlap=training_overlap(run_dir, images.x),
+        backend=engine.backend)
     if config.out:
         atomic_write_json(config.out, to_jsonable(result.as_dict()))
     return result
@@ -130,7 +137,7 @@ def format_evaluation(e: Evaluation) -> str:
     m = e.metrics
     lines = [
         f"{fmt.count(m['n'])} labelled images from {e.source} "
-        f"({fmt.count(e.n_preprocessed)} brought to the training form)",
+        f"({fmt.count(e.n_preprocessed)} brought to the training form; {e.backend} back end)",
         f"coverage {fmt.pct(m['coverage'])}, accuracy when answering "
         f"{fmt.pct(m['selective_accuracy'])}, {fmt.count(m['n_errors'])} wrong answers, "
         f"{fmt.count(m['n_not_sure'])} not_sure of which {fmt.count(e.n_out_of_distribution)} "
