@@ -351,7 +351,7 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
     if config.run is not None:
         run_dir = Path(config.run)
         folder = SelectiveRun(run_dir)
-        folder.predictor()  # a clear error early if its predictor is not intact
+        folder.predictor(networks=False)  # a clear error early if its predictor is not intact
         ds, run_manifest = folder.dataset(), folder.manifest
         if ds.kind != "images":
             raise ConfigError(f"{ds.source}: the ambiguity job needs images, got {ds.kind}")

@@ -183,6 +183,7 @@ class SelectiveRun:
         """``predictor.json`` as stored (use :meth:`predictor` to run it)."""
         return read_json(self.path / PREDICTOR_FILE)
 
-    def predictor(self) -> SelectivePredictor:
-        """The deployed predictor, verified (hashes, seal, shapes)."""
-        return SelectivePredictor.load(self.path)
+    def predictor(self, networks: bool = True) -> SelectivePredictor:
+        """The deployed predictor, verified (hashes, seal, shapes); ``networks=False`` checks
+        every file the same way but loads no torch network (a cheap early check)."""
+        return SelectivePredictor.load(self.path, networks=networks)
