@@ -101,7 +101,7 @@ class Engine:
         predictor = SelectivePredictor.load(run_dir, networks=False)
         backend = resolve_backend(backend, predictor.precision)
         if backend == "torch" or predictor.graphs is None:
-            predictor = SelectivePredictor.load(run_dir)
+            predictor.load_networks()
         return cls(predictor, backend, threads)
 
     def member_logits(self, x: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ class Evaluation:
     n_out_of_distribution: int
     n_preprocessed: int
     overlap: dict  # n_in_pool, n_in_test, or why it could not be checked
-    backend: str = "torch"  # what scored the images: the same engine as `predict` and `serve`
+    backend: str  # what scored the images: the same engine as `predict` and `serve`
 
     def as_dict(self) -> dict:
         return {"source": self.source, "class_names": list(self.class_names),

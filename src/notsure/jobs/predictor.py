@@ -12,6 +12,7 @@ shape, and every stored graph, match what was recorded at save time.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -68,6 +69,16 @@ class Decisions:
     def candidate(self) -> np.ndarray:
         return self.mean_logits.argmax(axis=1)
 
+    def rows(self, start: int, stop: int) -> Decisions:
+        """The decisions of images ``start:stop`` of the batch."""
+        def part(name: str, value: np.ndarray | None) -> np.ndarray | None:
+            if value is None:
+                return None
+            return value[:, start:stop] if name == "member_logits" else value[start:stop]
+
+        return Decisions(**{f.name: part(f.name, getattr(self, f.name))
+                            for f in dataclasses.fields(self)})
+
 
 @dataclass
 class SelectivePredictor:
@@ -84,6 +95,7 @@ class SelectivePredictor:
     guard: OODGuard | None = None  # out-of-distribution guard, applied before the thresholds
     n_models: int = 0  # K*M; 0: len(models). Set alone when loaded without the networks
     graphs: list[bytes] | None = None  # each fold's stored ONNX graph (serialized), if any
+    member_paths: tuple[Path, ...] = ()  # where load() found the members (for load_networks)
 
     def __post_init__(self) -> None:
         if self.models:
@@ -108,9 +120,20 @@ class SelectivePredictor:
         """The torch networks; refused when the predictor was loaded without them."""
         if not self.models:
             raise ConfigError("this predictor was loaded without its torch networks "
-                              "(SelectivePredictor.load(run_dir, networks=False)); load it "
-                              "with networks=True")
+                              "(SelectivePredictor.load(run_dir, networks=False)); call "
+                              "load_networks() first")
         return self.models
+
+    def load_networks(self) -> SelectivePredictor:
+        """Read the members' torch networks from the run folder :meth:`load` checked; returns
+        self."""
+        from notsure.models.store import load_model
+
+        if not self.member_paths:
+            raise ConfigError("this predictor was not loaded from a run folder: it has no "
+                              "stored networks to read")
+        self.models = [load_model(path).model for path in self.member_paths]
+        return self
 
     def _decide(self, candidate_logits: np.ndarray, scores: np.ndarray,
                 member_logits: np.ndarray | None, routes: np.ndarray | None,
@@ -273,13 +296,8 @@ class SelectivePredictor:
             raise ConfigError(
                 f"{run_dir} is not a selective run folder: {PREDICTOR_FILE} is missing")
         doc = _read_predictor_json(path)
-        models = []
         for spec in doc["members"]:
             _check_member(run_dir, spec, doc)
-            if networks:
-                from notsure.models.store import load_model
-
-                models.append(load_model(run_dir / spec["file"]).model)
         guard = None
         if "guard" in doc:
             try:
@@ -292,11 +310,13 @@ class SelectivePredictor:
             if len(guard.members) != len(doc["members"]):
                 raise ConfigError(f"{path}: the guard has {len(guard.members)} members for "
                                   f"{len(doc['members'])} models; the run folder was altered")
-        return cls(models=models, strategy=ThresholdStrategy(doc["thresholds"]),
-                   class_names=doc["class_names"], image_shape=doc["image_shape"],
-                   precision=doc["precision"], rule=doc["rule"], n_folds=doc["n_folds"],
-                   guard=guard, n_models=len(doc["members"]),
-                   graphs=_read_graphs(run_dir, doc))
+        predictor = cls(models=[], strategy=ThresholdStrategy(doc["thresholds"]),
+                        class_names=doc["class_names"], image_shape=doc["image_shape"],
+                        precision=doc["precision"], rule=doc["rule"], n_folds=doc["n_folds"],
+                        guard=guard, n_models=len(doc["members"]),
+                        graphs=_read_graphs(run_dir, doc),
+                        member_paths=tuple(run_dir / spec["file"] for spec in doc["members"]))
+        return predictor.load_networks() if networks else predictor
 
 
 def _check_member(run_dir: Path, spec: dict, doc: dict) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from dataclasses import fields
 
 import numpy as np
 
@@ -22,20 +21,6 @@ from notsure.jobs.engine import Engine
 from notsure.jobs.predictor import Decisions
 
 _STOP = None
-
-
-def rows_of(decisions: Decisions, start: int, stop: int) -> Decisions:
-    """The decisions of images ``start:stop`` of a batch."""
-    parts = {}
-    for f in fields(decisions):
-        value = getattr(decisions, f.name)
-        if value is None:
-            parts[f.name] = None
-        elif f.name == "member_logits":  # (K*M, N, C)
-            parts[f.name] = value[:, start:stop]
-        else:
-            parts[f.name] = value[start:stop]
-    return Decisions(**parts)
 
 
 class Batcher:
@@ -89,7 +74,7 @@ class Batcher:
                 if decisions is not None:
                     start = 0
                     for x, loop, future in batch:
-                        part = rows_of(decisions, start, start + len(x))
+                        part = decisions.rows(start, start + len(x))
                         start += len(x)
                         loop.call_soon_threadsafe(_settle, future, part)
                     continue
