@@ -69,19 +69,28 @@ def test_dask_local_cluster_gives_the_local_results():
     assert out == reference()
 
 
+def _execution(executor: str, workers: int) -> Execution:
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    return Execution(executor, workers=workers)
+
+
 @pytest.mark.slow
-def test_a_worker_that_dies_once_is_retried(tmp_path):
+@pytest.mark.parametrize("executor, workers", [("processes", 2), ("dask", 2), ("dask", 1)])
+def test_a_worker_that_dies_once_is_retried(executor, workers, tmp_path):
+    # On a one-worker dask cluster the death also loses the scattered input and the finished
+    # results held by that worker: they are scattered and run again.
     out = run_tasks(die_once, [0, 1, 2], shared=str(tmp_path), quiet=True,
-                    execution=Execution("processes", workers=2))
+                    execution=_execution(executor, workers))
     assert out == [0, 10, 20]
     assert (tmp_path / "died-1").exists()
 
 
 @pytest.mark.slow
-def test_a_worker_that_always_dies_names_the_task():
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_a_worker_that_always_dies_names_the_task(executor):
     with pytest.raises(WorkerLost, match="task 2"):
-        run_tasks(die_always, [0, 1, 2, 3], quiet=True,
-                  execution=Execution("processes", workers=1))
+        run_tasks(die_always, [0, 1, 2, 3], quiet=True, execution=_execution(executor, 1))
 
 
 @pytest.mark.parametrize("execution, message", [

@@ -135,7 +135,8 @@ def run_tasks(
     ``fn`` must be a module-level function (workers import it by name). ``on_result(i, result)``
     runs here, in this process, as soon as task ``i`` finishes (e.g. to save a checkpoint).
     ``names`` label tasks in progress and error messages. A task that raises stops the run with
-    its exception; a task whose worker dies is run once more, then ``WorkerLost`` names it.
+    its exception; a task whose worker dies is run once more (on Dask, with the shared input
+    scattered again if the dead worker held the only copy), then ``WorkerLost`` names it.
     """
     execution = execution or Execution()
     execution.validate()
@@ -245,22 +246,38 @@ def _run_dask(fn, tasks, shared, execution, threads, names, done, desc, quiet) -
             n_workers=execution.workers or _default_workers(len(tasks)), threads_per_worker=1,
             processes=True, dashboard_address=None)
         client = distributed.Client(cluster)
+    todo = set(range(len(tasks)))
     try:
-        shared_future = client.scatter(shared, broadcast=True, hash=False)
-        keys = [f"{desc}-{i}-{name}".replace(" ", "_") for i, name in enumerate(names)]
-        futures = {client.submit(call_task, fn, task, shared_future, threads, key=key,
-                                 pure=False): i
-                   for i, (task, key) in enumerate(zip(tasks, keys, strict=True))}
-        for future in progress(distributed.as_completed(futures), desc=desc, total=len(futures),
-                               quiet=quiet):
-            i = futures[future]
-            try:
-                result = future.result()
-            except distributed.KilledWorker:
-                raise WorkerLost(f"dask workers died while running {names[i]} (key {keys[i]}); "
-                                 "the finished tasks are kept (rerun with --resume to "
-                                 "continue)") from None
-            done(i, result)
+        for attempt in (1, 2):
+            # Scattered inputs and finished results live in worker memory: a worker that dies
+            # can take the only copy with it, cancelling the tasks that need them. Those tasks
+            # are submitted once more, with the inputs scattered again.
+            shared_future = client.scatter(shared, broadcast=True, hash=False)
+            keys = {i: f"{desc}-{i}-{names[i]}-{attempt}".replace(" ", "_") for i in todo}
+            futures = {client.submit(call_task, fn, tasks[i], shared_future, threads,
+                                     key=keys[i], pure=False): i for i in sorted(todo)}
+            lost = False
+            for future in progress(distributed.as_completed(futures), desc=desc,
+                                   total=len(futures), quiet=quiet):
+                i = futures[future]
+                try:
+                    result = future.result()
+                except distributed.KilledWorker:  # dask ran it on several workers already
+                    raise WorkerLost(f"dask workers died while running {names[i]} (key "
+                                     f"{keys[i]}); the finished tasks are kept (rerun with "
+                                     "--resume to continue)") from None
+                except cf.CancelledError:  # its inputs or result died with a worker
+                    lost = True
+                    continue
+                done(i, result)
+                todo.discard(i)
+            if not lost:
+                return
+            client.cancel(list(futures))
+        which = ", ".join(names[i] for i in sorted(todo))
+        raise WorkerLost(f"dask workers died twice, taking the inputs or results of {which} "
+                         "with them; the finished tasks are kept (rerun with --resume to "
+                         "continue)")
     finally:
         client.close()
         if cluster is not None:
