@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ from notsure.jobs.ambiguous import count_out_of_sample, knn_opinions, scores_fro
 from notsure.jobs.predictor import SelectivePredictor
 from notsure.models.predict import predict_logits
 
+REPO = Path(__file__).resolve().parents[2]
 N_FLIPS = 10
 TINY = ["--quick", "--quiet", "--folds", "2", "--epochs", "2"]
 
@@ -309,3 +315,42 @@ def test_exclusion_reader_and_applier(tmp_path):
     bad.write_text("id,given_label,suggested_label\nall/1,0,7\n")
     with pytest.raises(DataError, match="suggested label"):
         apply_exclusions(ds, read_exclusions(bad), "relabel")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_outputs(flipped_npz, tmp_path, capsys):
+    path, _ = flipped_npz
+    args = ["ambiguous", "--data", str(path), *TINY, "--folds", "3", "--top", "15",
+            "--executor", "local"]
+    reference = tmp_path / "reference"
+    assert main([*args, "--out", str(reference)]) == 0
+
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "notsure", *args, "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "checkpoints" / "fold0-member0" / "done.json"
+    deadline = time.monotonic() + 600  # generous: a shared machine can be very slow
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists(), "the run ended or stalled before its first fold's checkpoint"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+    assert not (out / "suspected_label_errors.csv").exists()
+    kept = {p.parent.name: p.stat().st_mtime_ns for p in (out / "checkpoints").glob("*/done.json")}
+    assert len(kept) < 3, "every fold finished before the kill; nothing left to resume"
+
+    capsys.readouterr()
+    assert main([*args, "--top", "16", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "setting 'top' was 15, now 16" in err[0]
+
+    assert main([*args, "--resume", str(out)]) == 0
+    for name in ("most_confident_wrong.csv", "least_confident.csv",
+                 "suspected_label_errors.csv"):
+        assert (out / name).read_text() == (reference / name).read_text(), name
+    for name, mtime in kept.items():  # finished folds were reused, not trained again
+        assert (out / "checkpoints" / name / "done.json").stat().st_mtime_ns == mtime
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["resumed"]) == 1
