@@ -247,11 +247,17 @@ def test_paired_comparison_matches_scipy():
     assert row["mean_difference"] == pytest.approx(np.mean(np.subtract(xa, xb)))
 
 
-def test_config_refuses_bad_settings():
-    for bad in ({"n_folds": 1}, {"k_max": 0}, {"weighting": "gauss"}, {"seed": -1},
-                {"tsne_backend": "umap"}, {"baseline_cs": ()}, {"inner_folds": 1}):
-        with pytest.raises(ConfigError):
-            EmbeddingsConfig(**bad).validate()
+@pytest.mark.parametrize("bad, named", [
+    ({"n_folds": 1}, "--folds"), ({"k_max": 0}, "--k-max"), ({"weighting": "gauss"}, "--weighting"),
+    ({"seed": -1}, "--seed"), ({"tsne_backend": "umap"}, "--tsne-backend"),
+    ({"inner_folds": 1}, "--inner-folds"), ({"dim": 0}, "--dim"),
+    # Settings without a command-line flag are named as the config's fields.
+    ({"baseline_cs": ()}, "baseline C"), ({"tsne_perplexity": 0.0}, "tsne_perplexity"),
+    ({"class_weight": "auto"}, "class_weight"),
+])
+def test_config_refuses_bad_settings_naming_them(bad, named):
+    with pytest.raises(ConfigError, match=named):
+        EmbeddingsConfig(**bad).validate()
 
 
 # -- the whole job through the CLI ------------------------------------------------------------

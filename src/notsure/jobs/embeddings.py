@@ -84,7 +84,8 @@ class EmbeddingsConfig:
             raise ConfigError("--tsne-backend must be auto, opentsne or sklearn, "
                               f"got {self.tsne_backend!r}")
         if self.tsne_perplexity <= 0 or self.tsne_iter < 1:
-            raise ConfigError("--tsne-perplexity must be > 0 and --tsne-iter >= 1, got "
+            # Settings of the Python API only (no command-line flags): named as fields.
+            raise ConfigError("tsne_perplexity must be > 0 and tsne_iter >= 1, got "
                               f"{self.tsne_perplexity} and {self.tsne_iter}")
         if not self.baseline_cs or any(c <= 0 for c in self.baseline_cs):
             raise ConfigError(f"baseline C values must be > 0, got {self.baseline_cs}")
