@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +15,7 @@ from scipy.special import softmax
 from scipy.stats import binomtest
 from sklearn.neighbors import KNeighborsClassifier
 from test_selective import make_images
+from test_selective_runs import kill_when
 
 from notsure.cli.main import main
 from notsure.data import load
@@ -34,7 +30,6 @@ from notsure.jobs.ambiguous import count_out_of_sample, knn_opinions, scores_fro
 from notsure.jobs.predictor import SelectivePredictor
 from notsure.models.predict import predict_logits
 
-REPO = Path(__file__).resolve().parents[2]
 N_FLIPS = 10
 TINY = ["--quick", "--quiet", "--folds", "2", "--epochs", "2"]
 
@@ -326,15 +321,8 @@ def test_killed_run_resumes_to_the_uninterrupted_outputs(flipped_npz, tmp_path, 
     assert main([*args, "--out", str(reference)]) == 0
 
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "notsure", *args, "--out", str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "checkpoints" / "fold0-member0" / "done.json"
-    deadline = time.monotonic() + 600  # generous: a shared machine can be very slow
-    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(args, out, first)
     assert first.exists(), "the run ended or stalled before its first fold's checkpoint"
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"
     assert not (out / "suspected_label_errors.csv").exists()

@@ -41,6 +41,19 @@ def local_run(bars, tmp_path_factory) -> Path:
     return out
 
 
+def kill_when(args: list[str], out: Path, marker: Path) -> None:
+    """Run ``notsure *args --out out`` in a subprocess and SIGKILL it as soon as ``marker``
+    exists (or when it ends or stalls)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "notsure", *args, "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600  # generous: a shared machine can be very slow
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def assert_same_results(run: Path, reference: Path) -> None:
     """Identical metrics.json and identical scores behind them."""
     assert (json.loads((run / "metrics.json").read_text())
@@ -65,15 +78,8 @@ def test_dask_local_cluster_gives_the_local_metrics(bars, local_run, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_metrics(bars, local_run, tmp_path, capsys):
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "notsure", *job_args(bars), "--out", str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = out / "checkpoints" / "fold1-member0" / "done.json"
-    deadline = time.monotonic() + 600  # generous: a shared machine can be very slow
-    while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(job_args(bars), out, second)
     assert second.exists(), "the run ended or stalled before its third member's checkpoint"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "running"  # killed: never marked complete
