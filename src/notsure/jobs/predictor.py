@@ -36,7 +36,7 @@ from notsure.errors import ConfigError, DataError
 from notsure.io.hashing import sha256_file
 from notsure.io.run_folder import RunFolder, check_sealed
 from notsure.models.onnx_session import onnx_available
-from notsure.models.runtime import default_precision, model_paths
+from notsure.models.runtime import default_precision, model_paths, read_model_header
 
 if TYPE_CHECKING:
     from torch import nn
@@ -324,10 +324,12 @@ def _check_member(run_dir: Path, spec: dict, doc: dict) -> None:
     shape, architecture), checked from its JSON without torch, whether or not it is loaded."""
     weights, config = model_paths(run_dir / spec["file"])
     try:
-        header = json.loads(config.read_text(encoding="utf-8"))
+        header = read_model_header(config)
         n_classes = int(header["n_classes"])
         shape = [int(s) for s in header["image_shape"]]
         stages = [[int(c) for c in stage] for stage in header["config"]["stages"]]
+    except DataError as exc:
+        raise ConfigError(f"{exc}; the run folder was altered") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{config}: not a readable model file ({exc}); the run folder was "
                           "altered") from None

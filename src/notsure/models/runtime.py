@@ -1,4 +1,5 @@
-"""What inference needs without torch: the CPU's precision, thread counts, input checks.
+"""What inference needs without torch: the CPU's precision, thread counts, input checks, and
+the names and settings headers of stored networks.
 
 Kept free of torch so that ``predict`` and ``serve`` on stored ONNX graphs start without
 importing it (about 2 s on a 2-core machine).
@@ -6,16 +7,18 @@ importing it (about 2 s on a 2-core machine).
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from notsure.errors import DataError
 
 WEIGHTS_SUFFIX, CONFIG_SUFFIX = ".safetensors", ".json"
+FORMAT, VERSION = "notsure-cnn", 1  # the settings header of a stored network
 Precision = Literal["bf16", "fp32"]
 PRECISIONS = ("bf16", "fp32")
 
@@ -72,3 +75,27 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
         path = path.with_suffix("")
     return (path.with_name(path.name + WEIGHTS_SUFFIX),
             path.with_name(path.name + CONFIG_SUFFIX))
+
+
+def read_model_header(config_path: Path) -> dict[str, Any]:
+    """The settings file of a stored network, checked to be ours (format, version, keys); read
+    without torch, so a run folder can be verified before (or without) loading its networks."""
+    if not config_path.is_file():
+        raise DataError(f"{config_path}: model settings file not found (expected the .json "
+                        f"written beside the .safetensors weights by save_model)")
+    try:
+        header = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{config_path}: not a notsure model settings file (invalid JSON: "
+                        f"{exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise DataError(f"{config_path}: not a notsure model settings file "
+                        f"(expected \"format\": \"{FORMAT}\")")
+    if header.get("version") != VERSION:
+        raise DataError(f"{config_path}: model file version {header.get('version')!r} is not "
+                        f"supported (expected {VERSION})")
+    missing = [k for k in ("config", "n_classes", "image_shape", "weights_sha256")
+               if k not in header]
+    if missing:
+        raise DataError(f"{config_path}: missing keys {missing}")
+    return header

@@ -9,7 +9,6 @@ DataError naming the file.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,7 @@ from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
 from notsure.io.hashing import sha256_file
 from notsure.models.cnn import CNNConfig, ConvNet, build_model
-from notsure.models.runtime import model_paths
-
-FORMAT = "notsure-cnn"
-VERSION = 1
+from notsure.models.runtime import FORMAT, VERSION, model_paths, read_model_header
 
 
 @dataclass
@@ -67,28 +63,6 @@ def save_model(path: str | os.PathLike[str], model: ConvNet, config: CNNConfig, 
     return weights_path, config_path
 
 
-def _read_header(config_path: Path) -> dict[str, Any]:
-    if not config_path.is_file():
-        raise DataError(f"{config_path}: model settings file not found (expected the .json "
-                        f"written beside the .safetensors weights by save_model)")
-    try:
-        header = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{config_path}: not a notsure model settings file (invalid JSON: "
-                        f"{exc})") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise DataError(f"{config_path}: not a notsure model settings file "
-                        f"(expected \"format\": \"{FORMAT}\")")
-    if header.get("version") != VERSION:
-        raise DataError(f"{config_path}: model file version {header.get('version')!r} is not "
-                        f"supported (expected {VERSION})")
-    missing = [k for k in ("config", "n_classes", "image_shape", "weights_sha256")
-               if k not in header]
-    if missing:
-        raise DataError(f"{config_path}: missing keys {missing}")
-    return header
-
-
 def load_model(path: str | os.PathLike[str]) -> StoredModel:
     """Load a model written by ``save_model`` (prefix, or either file's path); never unpickles.
 
@@ -96,7 +70,7 @@ def load_model(path: str | os.PathLike[str]) -> StoredModel:
     names or shapes do not fit the saved config; ConfigError if the config itself is invalid.
     """
     weights_path, config_path = model_paths(path)
-    header = _read_header(config_path)
+    header = read_model_header(config_path)
     try:
         config = CNNConfig.from_dict(header["config"])
         n_classes = int(header["n_classes"])
