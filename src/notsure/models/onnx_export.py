@@ -19,7 +19,7 @@ from torch import nn
 from notsure.errors import ConfigError, DataError
 from notsure.models.cnn import ConvNet
 from notsure.models.onnx_session import FEATURES, INPUT, OUTPUT, OnnxEnsemble
-from notsure.models.predict import prepare_for_inference
+from notsure.models.predict import predict_logits, prepare_for_inference
 
 OPSET = 17
 #: Largest logit difference allowed between ONNX Runtime and torch when a graph is checked.
@@ -112,8 +112,6 @@ def _pair(value) -> tuple[int, int]:
 def faithful_graph(models: Sequence[nn.Module], image_shape: tuple[int, int]):
     """``(proto, gap)``: the graph of ``models`` and the largest difference between its ONNX
     Runtime logits and torch's on 64 random images; DataError if over :data:`TOLERANCE`."""
-    from notsure.models.predict import predict_logits
-
     proto = ensemble_to_onnx(models, image_shape)
     probe = np.random.default_rng(0).integers(0, 256, (64, *image_shape), np.uint8)
     gap = float(np.abs(OnnxEnsemble(proto).logits(probe)
