@@ -222,3 +222,31 @@ def test_predict_refuses_a_member_swapped_for_another_architecture(small_run, sm
                    image_shape=(28, 28))
         error = _predict_error(run, small_npz, tmp_path / f"c{n_classes}", capsys)
         assert "fold0_member1" in error
+
+
+def test_report_states_the_certificate_comparison_and_pass_probability(small_run):
+    """The report carries what a reader needs to audit the decision strategy, with the run's own
+    numbers: per-class recall before and after, the deployed rule's certificate, the rules
+    compared on calibration data, and the probability that the test set passes."""
+    report = (small_run / "report.md").read_text(encoding="utf-8")
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    for heading in ("## Calibration certificate per class",
+                    "## Scores and rules compared on calibration data",
+                    "## Test results before abstention", "## Test results after abstention"):
+        assert heading in report, heading
+    rule = metrics["decision_rule"]
+    [line] = [x for x in report.splitlines() if x.startswith("Probability that the test set")]
+    assert f"at least {100 * rule['test_pass_probability_all_classes_at_least']:.2f}%" in line
+    assert (f"{100 * rule['test_pass_probability_all_classes_if_independent']:.2f}% if classes "
+            "failed independently") in line
+    for row in metrics["calibration"]["rule_comparison"]:
+        assert row["score"] in report
+    rates = {when: (small_run / "tables" / f"rates_{when}.csv").read_text().splitlines()
+             for when in ("before", "after")}
+    for when in ("before", "after"):  # per-class TPR tables equal the metrics
+        tpr = [float(line.split(",")[9]) for line in rates[when][1:]]
+        assert tpr == pytest.approx(metrics[when]["tpr"])
+    certificates = (small_run / "tables" / "certificates.csv").read_text().splitlines()
+    assert len(certificates) - 1 == len(metrics["class_names"])
+    assert [float(line.split(",")[5]) for line in certificates[1:]] == pytest.approx(
+        json.loads((small_run / "predictor.json").read_text())["thresholds"])
