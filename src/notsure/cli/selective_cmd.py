@@ -13,6 +13,7 @@ from notsure.cli.options import (
     given,
     run_options,
 )
+from notsure.decisions.neyman_pearson import MEANING_TEXT, MEANINGS
 
 _CONFIG = "notsure.jobs.selective:SelectiveConfig."
 
@@ -43,10 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="max FPR for every class")
     add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
                help="allowed probability that the guarantee fails")
-    add_option(p, "--fpr-meaning", choices=("rate", "test"), default_from=_CONFIG + "fpr_meaning",
-               help="rate: the true FPR of every class is <= target with probability >= "
-                    "1 - delta; test: a test set of --test-per-class images per class shows "
-                    "each class's FPR <= target with probability >= 1 - delta (much stricter)")
+    add_option(p, "--fpr-meaning", choices=MEANINGS, default_from=_CONFIG + "fpr_meaning",
+               help="; ".join(f"{k}: {v}" for k, v in MEANING_TEXT.items())
+               + " (the test set has --test-per-class images per class)")
     p.add_argument("--quick", action="store_true",
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")

@@ -2,7 +2,7 @@
 
 Every kind is ``(n, size, size)`` uint8 and drawn from a seeded generator: uniform noise, blank
 images, inverted digits (white background), digits shifted off-centre, letters drawn with PIL's
-default font, and random strokes.
+default font, random strokes, and garment silhouettes (clothing, as in Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from notsure.data.preprocess import to_mnist_form
 
-OUTLIER_KINDS = ("noise", "blank", "inverted", "shifted", "letters", "strokes")
+OUTLIER_KINDS = ("noise", "blank", "inverted", "shifted", "letters", "strokes", "clothing")
+#: Garment silhouettes of :func:`draw_clothing`, as polygons on a unit square (x, y).
+GARMENTS = {
+    "shirt": [(0.3, 0.05), (0.7, 0.05), (1.0, 0.3), (0.85, 0.45), (0.78, 0.38), (0.78, 0.98),
+              (0.22, 0.98), (0.22, 0.38), (0.15, 0.45), (0.0, 0.3)],
+    "trousers": [(0.25, 0.0), (0.75, 0.0), (0.8, 1.0), (0.56, 1.0), (0.5, 0.3), (0.44, 1.0),
+                 (0.2, 1.0)],
+    "dress": [(0.35, 0.0), (0.65, 0.0), (0.62, 0.35), (0.9, 1.0), (0.1, 1.0), (0.38, 0.35)],
+    "bag": [(0.05, 0.35), (0.95, 0.35), (0.95, 0.95), (0.05, 0.95)],
+    "shoe": [(0.0, 0.55), (0.45, 0.55), (0.6, 0.7), (1.0, 0.75), (1.0, 0.92), (0.0, 0.92)],
+    "boot": [(0.15, 0.05), (0.5, 0.05), (0.55, 0.6), (1.0, 0.7), (1.0, 0.95), (0.15, 0.95)],
+}
 #: Letters that do not look like a digit (no O, I, S, Z, B, G ...).
 LETTERS = "ACEFHKMNPRTUVWXY"
 
@@ -59,6 +70,35 @@ def draw_strokes(n: int, rng: np.random.Generator, size: int = 28) -> np.ndarray
     return out
 
 
+def draw_clothing(n: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """Garment silhouettes in the manner of Fashion-MNIST (the mistaken upload a digit service
+    gets): a filled, jittered polygon of :data:`GARMENTS` filling most of the frame, grey and
+    textured, with a handle on bags and a collar on shirts."""
+    out = np.empty((n, size, size), dtype=np.uint8)
+    names = list(GARMENTS)
+    for i in range(n):
+        kind = names[int(rng.integers(len(names)))]
+        span = rng.uniform(0.75, 1.0) * (size - 2)
+        x0, y0 = (size - span) / 2 + rng.uniform(-1, 1, 2)
+        points = [(x0 + (px + rng.normal(0, 0.02)) * span, y0 + (py + rng.normal(0, 0.02)) * span)
+                  for px, py in GARMENTS[kind]]
+        mask = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(mask)
+        draw.polygon(points, fill=255)
+        if kind == "bag":
+            draw.arc([x0 + 0.3 * span, y0 + 0.1 * span, x0 + 0.7 * span, y0 + 0.6 * span],
+                     180, 360, fill=255, width=2)
+        shade = rng.uniform(90, 230) + rng.normal(0, 25, (size, size))
+        stripes = rng.random() < 0.4
+        if stripes:  # knitted or striped fabric
+            shade *= 0.75 + 0.25 * (np.arange(size)[:, None] % int(rng.integers(2, 5)) == 0)
+        image = np.asarray(mask, dtype=np.float64) / 255 * np.clip(shade, 0, 255)
+        if kind == "shirt":
+            image[int(y0):int(y0) + 2, int(x0 + 0.4 * span):int(x0 + 0.6 * span)] = 0
+        out[i] = np.clip(image, 0, 255).astype(np.uint8)
+    return out
+
+
 def synthetic_outliers(digits: np.ndarray, n: int, seed: int) -> dict[str, np.ndarray]:
     """``n`` images of each kind in :data:`OUTLIER_KINDS`; inverted and shifted ones are made
     from the first ``n`` of ``digits`` (MNIST-form images, ``(N, size, size)`` uint8)."""
@@ -72,4 +112,5 @@ def synthetic_outliers(digits: np.ndarray, n: int, seed: int) -> dict[str, np.nd
         "shifted": shift_off_centre(base, rng),
         "letters": draw_letters(n, rng, size),
         "strokes": draw_strokes(n, rng, size),
+        "clothing": draw_clothing(n, rng, size),
     }

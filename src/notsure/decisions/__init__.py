@@ -3,6 +3,7 @@
 from notsure.decisions.neyman_pearson import (
     DEFAULT_DELTA,
     DEFAULT_TARGET_FPR,
+    MEANING_TEXT,
     MEANINGS,
     ClassCertificate,
     all_classes_pass_probability,
@@ -11,6 +12,7 @@ from notsure.decisions.neyman_pearson import (
     certifiable_fpr,
     certificate_rows,
     choose_thresholds,
+    class_delta,
     criterion_pass_probability,
     min_negatives,
     violation_probability,
@@ -35,6 +37,8 @@ from notsure.decisions.thresholds import NeymanPearsonThresholds, score_margins
 
 __all__ = [
     "MEANINGS",
+    "MEANING_TEXT",
+    "class_delta",
     "RULES",
     "RULE_TEXT",
     "all_classes_pass_probability",

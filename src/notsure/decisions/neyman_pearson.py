@@ -22,6 +22,10 @@ What ``alpha`` means is the user's choice (``meaning``):
   distributed, so the test count is Beta-binomial(m, r+1, n-r): :func:`test_pass_probability`.
   A test set of 9,000 negatives fails at 2 false positives (2/9000 > 0.00015), so this meaning
   asks for a much lower rate than ``"rate"`` does.
+- ``"test-all"``: *every* class passes that test criterion with probability >= 1 - delta: each
+  class gets the ``"test"`` rule at delta / C, so the failure probabilities add up to at most
+  delta (Bonferroni; no independence between classes assumed). This is the customer's event: a
+  report that fails one class fails.
 
 Pooled out-of-fold scores from K fold models are a mixture of K score distributions; the count of
 passing negatives is then Poisson-binomial with the mixture's mean rate, whose lower tail is
@@ -134,7 +138,7 @@ class ClassCertificate:
     certified: bool
     certifiable_fpr: float
     mixture_bound_applies: bool
-    meaning: str = "rate"  # what alpha means: "rate" (true FPR) or "test" (test criterion)
+    meaning: str = "rate"  # what alpha means: one of MEANINGS
     test_negatives: int = 0  # m: negatives of this class in the test set the "test" meaning uses
     test_pass_probability: float | None = None  # P(test FPR <= alpha) given r, n and m
 
@@ -160,7 +164,21 @@ def certificate_rows(certificates: Sequence[ClassCertificate], class_names: Sequ
     return rows
 
 
-MEANINGS = ("rate", "test")
+MEANINGS = ("rate", "test", "test-all")
+#: What each meaning of the target promises, in one line (reports and ``--help``).
+MEANING_TEXT = {
+    "rate": "the true FPR of every class is <= target with probability >= 1 - delta",
+    "test": "a test set of the given size shows each class's FPR <= target with probability "
+            ">= 1 - delta",
+    "test-all": "a test set of the given size shows every class's FPR <= target at once with "
+                "probability >= 1 - delta",
+}
+
+
+def class_delta(meaning: str, delta: float, n_classes: int) -> float:
+    """The failure probability each class's threshold is chosen for: ``delta / n_classes`` when
+    every class must pass at once (``"test-all"``, Bonferroni), else ``delta``."""
+    return delta / n_classes if meaning == "test-all" else delta
 
 
 def choose_thresholds(
@@ -173,14 +191,16 @@ def choose_thresholds(
     few for the target gets the most conservative threshold the data allow (above every negative,
     r = 0) and ``certified=False``, with the FPR that it does certify. ``meaning="test"`` picks r
     so a test set with ``test_negatives`` negatives of the class (one count, or one per class)
-    passes "FPR <= alpha" with probability >= 1 - delta; each certificate reports that
-    probability whenever ``test_negatives`` is given.
+    passes "FPR <= alpha" with probability >= 1 - delta; ``"test-all"`` does so at delta / C, so
+    that every class passes at once with probability >= 1 - delta. Each certificate reports its
+    class's pass probability whenever ``test_negatives`` is given.
     """
     _check_rates(alpha, delta)
     if meaning not in MEANINGS:
         raise ConfigError(f"meaning must be one of {MEANINGS}, got {meaning!r}")
-    if meaning == "test" and test_negatives is None:
-        raise ConfigError("meaning='test' needs test_negatives (negatives per class in the test)")
+    if meaning != "rate" and test_negatives is None:
+        raise ConfigError(f"meaning={meaning!r} needs test_negatives (negatives per class in the "
+                          "test)")
     scores = np.asarray(scores, dtype=np.float64)
     y = np.asarray(y)
     if scores.ndim != 2 or scores.shape[0] != y.shape[0]:
@@ -197,13 +217,14 @@ def choose_thresholds(
     else:
         m_per_class = np.broadcast_to(np.asarray(test_negatives, dtype=np.int64), (n_classes,))
     certificates = []
+    delta_c = class_delta(meaning, delta, n_classes)
     for c in range(n_classes):
         neg = scores[y != c, c]
         pos = scores[y == c, c]
         n = neg.size
         m = int(m_per_class[c])
-        r = (allowed_exceedances_for_test(n, alpha, delta, m) if meaning == "test"
-             else allowed_exceedances(n, alpha, delta))
+        r = (allowed_exceedances(n, alpha, delta) if meaning == "rate"
+             else allowed_exceedances_for_test(n, alpha, delta_c, m))
         certified = r >= 0
         r_used = max(r, 0)
         if n == 0:

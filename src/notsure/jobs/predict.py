@@ -23,6 +23,7 @@ from notsure.errors import DataError
 from notsure.io.atomic import atomic_path
 from notsure.io.progress import say
 from notsure.jobs.engine import Engine
+from notsure.jobs.predictor import Decisions
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -170,6 +171,21 @@ def prefetched(chunks: Iterable[T], prepare: Callable[[T], U]) -> Iterator[U]:
             yield ready
 
 
+def csv_rows(labels: list[str], decisions: Decisions, ids: np.ndarray,
+             true_names: np.ndarray | None) -> Iterator[tuple]:
+    """The CSV rows of one chunk, as columns zipped (``csv.writer.writerows`` walks them in C):
+    id, prediction, reason, margin above the threshold[, label, correct]."""
+    margins = [f"{v:.4f}" for v in decisions.confidence.tolist()]
+    columns = [ids.tolist(), labels, decisions.reason.tolist(), margins]
+    if true_names is not None:
+        names = true_names.tolist()
+        correct = np.where(decisions.prediction == NOT_SURE, "",
+                           (np.asarray(labels, dtype=object) == true_names).astype(int)
+                           .astype(str))
+        columns += [names, correct.tolist()]
+    return zip(*columns, strict=True)
+
+
 def run_predict(config: PredictConfig) -> Path:
     """Write ``id,prediction,reason,margin_above_threshold[,label,correct]`` rows for every input
     image; return the CSV path. Reads, brings to the training form (unless ``preprocess`` is
@@ -181,7 +197,8 @@ def run_predict(config: PredictConfig) -> Path:
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
     n_images = n_not_sure = n_ood = n_done = 0
     seconds = 0.0
-    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh, \
+            ThreadPoolExecutor(max_workers=1) as writing:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["id", "prediction", "reason", "margin_above_threshold"]
                         + (["label", "correct"] if images.labelled else []))
@@ -191,22 +208,21 @@ def run_predict(config: PredictConfig) -> Path:
                                        str(config.input))
             return x, done, ids, true_names
 
+        written = None  # the previous chunk's rows, written while this chunk is scored
         for x, done, ids, true_names in prefetched(images.chunks, prepare):
             t0 = time.perf_counter()
             decisions = engine.predict(x)
             seconds += time.perf_counter() - t0
-            labels = predictor.labels_of(decisions.prediction)
-            reasons = decisions.reason
-            not_sure = decisions.prediction == NOT_SURE
-            for i in range(len(x)):
-                row = [ids[i], labels[i], reasons[i], f"{decisions.confidence[i]:.4f}"]
-                if true_names is not None:
-                    row += [true_names[i], "" if not_sure[i] else int(labels[i] == true_names[i])]
-                writer.writerow(row)
+            if written is not None:
+                written.result()
+            written = writing.submit(writer.writerows, csv_rows(
+                predictor.labels_of(decisions.prediction), decisions, ids, true_names))
             n_images += len(x)
             n_done += done
-            n_not_sure += int(not_sure.sum())
-            n_ood += int(np.sum(reasons == "out_of_distribution"))
+            n_not_sure += int(np.sum(decisions.prediction == NOT_SURE))
+            n_ood += int(np.sum(decisions.reason == "out_of_distribution"))
+        if written is not None:
+            written.result()
     say(f"{n_images:,} images ({n_done:,} brought to the training form) in {seconds:.2f} s "
         f"({n_images / max(seconds, 1e-9):,.0f} images/s scoring, {engine.backend} back end); "
         f"{n_not_sure:,} not_sure "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from notsure.analysis.ambiguity import confident_learning, ensemble_probabilities
 from notsure.constants import NOT_SURE
 from notsure.data import load
 from notsure.data.dataset import Dataset
@@ -40,6 +41,8 @@ from notsure.decisions import (
     calibration_scores,
     certifiable_fpr,
     choose_thresholds,
+    class_delta,
+    criterion_pass_probability,
     deployed_scores,
     route,
     score_kinds,
@@ -78,7 +81,9 @@ class SelectiveConfig:
     format: str | None = None
     out: str | None = None
     seed: int = 0
-    test_per_class: int = 1000
+    # 1,482 per class: the smallest test set that allows 2 false positives per class (13,338
+    # negatives); at 1,000 (1 allowed) no threshold gives every class a 0.9 chance to pass.
+    test_per_class: int = 1482
     folds: int = 2
     members: int = 3  # CNNs per fold; the fold's ensemble scores its held-out images
     executor: str = DEFAULT_EXECUTOR  # where members train: "local", "processes" or "dask"
@@ -86,8 +91,8 @@ class SelectiveConfig:
     scheduler: str | None = None  # address of a dask.distributed scheduler (executor "dask")
     strategy: str = "routed"  # decision rule, one of notsure.decisions.RULES
     target_fpr: float = 0.00015
-    delta: float = 0.05
-    fpr_meaning: str = "rate"  # "rate": true FPR <= target w.p. 1-delta; "test": the test shows it
+    delta: float = 0.1
+    fpr_meaning: str = "test-all"  # one of notsure.decisions.MEANINGS (MEANING_TEXT says what)
     quick: bool = False
     quiet: bool = False
     epochs: int | None = None  # override the preset's epochs
@@ -140,11 +145,20 @@ def check_target_supported(config: SelectiveConfig, y_pool: np.ndarray, n_classe
     counts = np.bincount(y_pool, minlength=n_classes)
     n_neg = int(len(y_pool) - counts.max())  # the class with the fewest negatives
     m = config.test_per_class * (n_classes - 1)
-    if config.fpr_meaning == "test":
-        ok = allowed_exceedances_for_test(n_neg, config.target_fpr, config.delta, m) >= 0
-    else:
-        ok = allowed_exceedances(n_neg, config.target_fpr, config.delta) >= 0
-    if not ok:
+    if config.fpr_meaning != "rate":
+        delta_c = class_delta(config.fpr_meaning, config.delta, n_classes)
+        if allowed_exceedances_for_test(n_neg, config.target_fpr, delta_c, m) < 0:
+            best = criterion_pass_probability(n_neg, 0, config.target_fpr, m)
+            raise ConfigError(
+                f"--fpr-meaning {config.fpr_meaning}: with --test-per-class "
+                f"{config.test_per_class} ({m:,} test negatives per class, "
+                f"{int(np.floor(config.target_fpr * m + 1e-9))} false positives allowed) and "
+                f"{n_neg:,} calibration negatives, even a threshold above every calibration "
+                f"negative passes a class with probability {best:.4f}, short of "
+                f"{1 - delta_c:.4f}; raise --delta, pick a --test-per-class that allows one more "
+                "false positive, or use --fpr-meaning rate")
+        return
+    if allowed_exceedances(n_neg, config.target_fpr, config.delta) < 0:
         raise ConfigError(
             f"--target-fpr {config.target_fpr} cannot be certified (--fpr-meaning "
             f"{config.fpr_meaning}, --delta {config.delta}): the training pool gives at most "
@@ -250,6 +264,58 @@ class SelectiveResult:
     timings: dict
     exclusions: dict | None = None  # what exclude_from_pool did, when an exclusion file was used
     guard: dict | None = None  # the out-of-distribution guard's threshold, cost and catch rates
+    label_errors: LabelErrorAudit | None = None  # where the false positives come from
+
+
+TOP_NEGATIVES = 3  # highest-scoring calibration negatives per class shown in the report
+
+
+@dataclass
+class LabelErrorAudit:
+    """Confident learning on the out-of-fold probabilities of the pool, and what it says of the
+    negatives that set the thresholds and of every test false positive.
+
+    ``top_negatives`` rows: class, pool row, score, threshold, flagged; ``test_false_positives``
+    rows: test row, given label, answer, flagged (by the pool's confident-learning thresholds:
+    the test labels choose nothing).
+    """
+
+    thresholds: np.ndarray  # (C,) per-class confident-learning thresholds from the pool
+    flagged: np.ndarray  # pool rows confident learning suspects of a wrong label, ranked
+    top_negatives: list[dict]
+    test_false_positives: list[dict]
+
+
+def label_error_audit(fit: CrossFit, y_pool: np.ndarray, cal_scores: np.ndarray,
+                      thresholds: np.ndarray, decisions: Decisions, y_test: np.ndarray,
+                      top: int = TOP_NEGATIVES) -> LabelErrorAudit:
+    """Separate likely label errors from model errors among the pool's highest-scoring negatives
+    and the test false positives (Northcutt et al.'s confident learning on out-of-fold scores)."""
+    cl = confident_learning(ensemble_probabilities(fit.oof_member_logits), y_pool)
+    flagged = np.zeros(len(y_pool), dtype=bool)
+    flagged[cl.issues] = True
+    rows = []
+    for c in range(cal_scores.shape[1]):
+        neg = np.flatnonzero(y_pool != c)
+        for i in neg[np.argsort(-cal_scores[neg, c], kind="stable")][:top]:
+            rows.append({"class": c, "row": int(i), "label": int(y_pool[i]),
+                         "score": float(cal_scores[i, c]), "threshold": float(thresholds[c]),
+                         "above_threshold": bool(cal_scores[i, c] > thresholds[c]),
+                         "likely_label_error": bool(flagged[i])})
+    fps = np.flatnonzero((decisions.prediction != NOT_SURE) & (decisions.prediction != y_test))
+    fp_rows = []
+    if len(fps):
+        # The answering fold's members: the same probabilities confident learning saw in the pool.
+        k = fit.n_folds
+        members = fit.extra_logits.reshape(k, fit.members, *fit.extra_logits.shape[1:])
+        chosen = members[decisions.routes[fps], :, fps].transpose(1, 0, 2)
+        p = ensemble_probabilities(chosen)
+        test_cl = confident_learning(p, y_test[fps], thresholds=cl.thresholds)
+        suspect = np.zeros(len(fps), dtype=bool)
+        suspect[test_cl.issues] = True
+        fp_rows = [{"row": int(i), "label": int(y_test[i]), "answer": int(decisions.prediction[i]),
+                    "likely_label_error": bool(f)} for i, f in zip(fps, suspect, strict=True)]
+    return LabelErrorAudit(cl.thresholds, cl.issues, rows, fp_rows)
 
 
 @contextlib.contextmanager
@@ -316,6 +382,9 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
         guard = guard_summary(predictor, guard_fit, calibration_pred, decisions, ds.x[test],
                               y_test, config.seed)
 
+    with stage("label_errors"):
+        audit = label_error_audit(fit, y_pool, cal_scores, strategy.thresholds, decisions, y_test)
+
     return SelectiveResult(
         config=config, dataset=ds, split=split, leakage=leakage, fit=fit,
         certificates=certificates, predictor=predictor, test_decisions=decisions,
@@ -326,7 +395,7 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
             [c.test_pass_probability for c in certificates]),
         pass_probability_independent=float(np.prod(
             [c.test_pass_probability for c in certificates])),
-        timings={}, exclusions=exclusions, guard=guard,
+        timings={}, exclusions=exclusions, guard=guard, label_errors=audit,
     )
 
 
@@ -386,7 +455,8 @@ def summary_line(result: SelectiveResult, path: Path) -> str:
     worst = int(np.nanargmax(fpr))
     return (
         f"before: accuracy {result.before['accuracy']:.4%}; after: coverage "
-        f"{result.after['coverage']:.2%}, max class FPR {fpr[worst]:.5f} "
+        f"{result.after['coverage']:.2%}, P(every class passes the test) >= "
+        f"{result.pass_probability:.3f}, max class FPR {fpr[worst]:.5f} "
         f"(class {result.dataset.class_names[worst]}, target {result.config.target_fpr}); "
         f"report: {path / 'report.html'}"
     )

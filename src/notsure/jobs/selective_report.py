@@ -6,9 +6,10 @@ Every sentence in the report is built from the computed results it sits next to.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 from notsure.constants import NOT_SURE
-from notsure.decisions import RULE_TEXT, certificate_rows
+from notsure.decisions import RULE_TEXT, certificate_rows, class_delta
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard_report import write_guard_section
 from notsure.jobs.selective import SelectiveResult
@@ -64,6 +65,17 @@ def metrics_document(r: SelectiveResult) -> dict:
         doc["exclusions"] = r.exclusions
     if r.guard is not None:
         doc["guard"] = r.guard
+    if r.label_errors is not None:
+        a = r.label_errors
+        doc["label_errors"] = {
+            "method": "confident learning on out-of-fold probabilities of the pool",
+            "pool_flagged": int(len(a.flagged)),
+            "pool_flagged_ids": [ds.ids[r.split.train[i]] for i in a.flagged],
+            "top_negatives": [{**row, "id": ds.ids[r.split.train[row["row"]]]}
+                              for row in a.top_negatives],
+            "test_false_positives": [{**row, "id": ds.ids[test[row["row"]]]}
+                                     for row in a.test_false_positives],
+        }
     return doc
 
 
@@ -144,6 +156,13 @@ def _discussion(r: SelectiveResult) -> list[str]:
     wrong = candidate != y
     n_neg = len(y) - int(a["support"][worst])
     out = [
+        f"Headline: coverage {fmt.pct(a['coverage'])} on the test set, and a probability of at "
+        f"least {fmt.pct(r.pass_probability)} that a test set of this size shows every class at "
+        f"or below the target FPR (estimated from calibration data before the test set was "
+        f"looked at; {fmt.pct(r.pass_probability_independent)} if classes failed "
+        f"independently). This test set "
+        + ("passes: every class is at or below the target." if not over_a else
+           f"fails in {len(over_a)} of {len(names)} classes."),
         f"Before abstention the ensemble answers every test image with accuracy "
         f"{fmt.pct(b['accuracy'])} ({fmt.count(b['n_errors'])} errors); "
         + (f"{len(over_b)} of {len(names)} classes exceed the target FPR of {fmt.pct(target)} "
@@ -183,6 +202,42 @@ def _discussion(r: SelectiveResult) -> list[str]:
             + ". Their thresholds sit above every calibration negative (no false positive "
               "allowed), the most the data can do, but the stated target is not guaranteed.")
     return out
+
+
+def write_label_error_section(rep: Report, r: SelectiveResult) -> None:
+    """Where false positives come from: the negatives that set each threshold, and confident
+    learning's verdict on them."""
+    a, ds = r.label_errors, r.dataset
+    names, pool = ds.class_names, r.split.train
+    rep.section("Where false positives come from")
+    top = a.top_negatives
+    flagged_top = sum(row["likely_label_error"] for row in top)
+    rep.paragraph(
+        f"Confident learning (Northcutt et al., 2021) on the out-of-fold probabilities of the "
+        f"{fmt.count(len(pool))} pool images flags {fmt.count(len(a.flagged))} as likely label "
+        f"errors: the ensemble that never saw them is confident they are another digit. Of the "
+        f"{len(top)} highest-scoring calibration negatives below ({len(top) // len(names)} per "
+        f"class, the images that set the thresholds), {flagged_top} are flagged. A flagged "
+        "negative is usually a clear digit of the class it scores for, labelled as another: the "
+        "test set, drawn from the same pool, holds such images at the same rate, and each one "
+        "the model answers correctly counts as a false positive of the labels as given.")
+    rep.paragraph(
+        "How they enter calibration: as the negatives their labels say they are. The test "
+        "criterion counts false positives against the given labels, so a threshold that ignored "
+        "them would be calibrated for a cleaner test set than the one drawn; the pass "
+        "probability and the guarantee therefore rest on the labels as given (pool and test "
+        "exchangeable), not on correct labels. `benchmarks/bench_test_size.py` measures, on a "
+        "run's pool scores, what ignoring the flagged negatives would buy in coverage and cost "
+        "in passed test sets.")
+    rep.gallery([ds.x[pool[row["row"]]] for row in top],
+                [f"{ds.ids[pool[row['row']]]} labelled {names[row['label']]}: "
+                 f"{names[row['class']]} {row['score']:.1f} "
+                 f"({'above' if row['above_threshold'] else 'at/below'} threshold "
+                 f"{row['threshold']:.1f})"
+                 + (", likely label error" if row["likely_label_error"] else "")
+                 for row in top], name_prefix="gallery/top_negatives", scale=3,
+                caption="Each class's highest-scoring calibration negatives (score: the deployed "
+                        "rule's margin for the class).")
 
 
 def write_report(run: RunFolder, r: SelectiveResult) -> None:
@@ -232,13 +287,18 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
                          "the ensemble's false positives are a subset of each member's; the "
                          "thresholds are calibrated on single members' out-of-fold margins."
            }[rule])
+    delta_c = class_delta(cfg.fpr_meaning, cfg.delta, len(names))
     meaning = (
-        f"`--fpr-meaning test`: r is the largest number of calibration negatives allowed above "
-        f"the threshold such that a test set with {fmt.count(certs[0].test_negatives)} negatives "
-        f"of the class shows an FPR at or below the target with probability at least "
-        f"{fmt.pct(1 - cfg.delta)} (the FPR at the (r+1)-th largest of n negatives is "
-        "Beta(r+1, n-r) distributed, so the test count is Beta-binomial)."
-        if cfg.fpr_meaning == "test" else
+        f"`--fpr-meaning {cfg.fpr_meaning}`: r is the largest number of calibration negatives "
+        f"allowed above the threshold such that a test set with "
+        f"{fmt.count(certs[0].test_negatives)} negatives of the class shows an FPR at or below "
+        f"the target with probability at least {fmt.pct(1 - delta_c, 2)} (the FPR at the "
+        "(r+1)-th largest of n negatives is Beta(r+1, n-r) distributed, so the test count is "
+        "Beta-binomial)"
+        + (f"; with {len(names)} classes at {fmt.pct(1 - delta_c, 2)} each, every class passes "
+           f"at once with probability at least {fmt.pct(1 - cfg.delta)} (Bonferroni)."
+           if cfg.fpr_meaning == "test-all" else ".")
+        if cfg.fpr_meaning != "rate" else
         "`--fpr-meaning rate`: r is the largest number such that P(Binomial(n, target) <= r) <= "
         "delta; then, with probability at least 1 - delta over the calibration draw, the class's "
         "true FPR on new data from the same distribution is at most the target.")
@@ -249,15 +309,18 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         "out-of-fold scores mix the fold ensembles; Hoeffding's comparison of Poisson-binomial "
         "and binomial tails keeps the rate bound for their average FPR when r <= n * target - 1 "
         f"({sum(c.mixture_bound_applies for c in certs)} of {len(certs)} classes satisfy it).")
+    m_neg = certs[0].test_negatives
+    allowed = int(np.floor(cfg.target_fpr * m_neg + 1e-9))
+    at_target = float(stats.binom.sf(allowed, m_neg, cfg.target_fpr))
     rep.paragraph(
         "Probability that the test set shows every class at or below the target, from the "
         f"calibration evidence alone: at least {fmt.pct(r.pass_probability)} (one minus the sum "
         "of the per-class failure probabilities; no independence between classes assumed), "
         f"{fmt.pct(r.pass_probability_independent)} if classes failed independently (the "
-        "product). A test set of 1,000 images per class has about 9,000 negatives per class and "
-        "fails a class at 2 false positives, so even a rule whose true FPR is exactly the target "
-        "fails the test criterion in a class with probability about 0.4: the test criterion is a "
-        "random event, and `--fpr-meaning test` trades coverage for passing it"
+        f"product). This test set has {fmt.count(m_neg)} negatives per class and fails a class "
+        f"at {allowed + 1} false positives, so even a rule whose true FPR is exactly the target "
+        f"fails a class with probability {fmt.pct(at_target)}: the test criterion is a random "
+        "event, and `--fpr-meaning test-all` (or `test`) trades coverage for passing it"
         + (" - for the min rules this is a lower bound, their false positives being a subset "
            "of a fold ensemble's." if rule != "routed" else "."))
 
@@ -388,6 +451,9 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     if r.guard is not None:
         write_guard_section(rep, r.guard)
 
+    if r.label_errors is not None:
+        write_label_error_section(rep, r)
+
     rep.section("Digits answered not_sure")
     d = r.test_decisions
     ns = np.flatnonzero(d.prediction == NOT_SURE)
@@ -403,11 +469,18 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     errs = np.flatnonzero((d.prediction != NOT_SURE) & (d.prediction != y_test))
     rep.subsection("Errors that remain after abstention")
     if len(errs):
+        suspect = ({row["row"]: row["likely_label_error"]
+                    for row in r.label_errors.test_false_positives}
+                   if r.label_errors is not None else {})
         rep.gallery([ds.x[test[i]] for i in errs],
-                    [f"{ds.ids[test[i]]} true {names[y_test[i]]} said {names[d.prediction[i]]}"
-                     for i in errs], name_prefix="gallery/remaining_errors", scale=3,
+                    [f"{ds.ids[test[i]]} labelled {names[y_test[i]]} said "
+                     f"{names[d.prediction[i]]}"
+                     + {True: ", likely label error", False: ", model error"}.get(
+                         suspect.get(int(i)), "") for i in errs],
+                    name_prefix="gallery/remaining_errors", scale=3,
                     caption="Every test image still answered wrongly (each is a false positive "
-                            "of the class it was given).")
+                            "of the class it was given), with what confident learning, at the "
+                            "thresholds it drew from the pool's out-of-fold scores, says of it.")
     else:
         rep.paragraph("None: every answered test image is correct.")
 
