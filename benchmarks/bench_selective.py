@@ -62,17 +62,21 @@ def summarise(runs: list[Path], measure_throughput: bool) -> None:
     for r in rows:
         print(" ".join(f"{r[c]:>11.5f}" if isinstance(r[c], float) else f"{r[c]!s:>11}"
                        for c in cols))
-    for key in ("acc_before", "coverage", "max_fpr", "min_tpr", "minutes", "img_per_s"):
+    for key in ("acc_before", "coverage", "cal_cov", "p_pass_all", "max_fpr", "min_tpr",
+                "minutes", "img_per_s"):
         v = np.array([r[key] for r in rows])
         print(f"{key}: mean {v.mean():.5f}, min {v.min():.5f}, max {v.max():.5f}")
-    # Issue #11's targets, each checked on every run (coverage: on the mean).
+    # Issue #22's targets: the customer's test criterion on most seeds, coverage and recall.
+    passed = sum(r["classes_ok"] == 10 for r in rows)
     checks = [
-        ("every class at or below the target in each run", all(r["classes_ok"] == 10
-                                                               for r in rows)),
-        ("mean coverage >= 97%", np.mean([r["coverage"] for r in rows]) >= 0.97),
+        (f"every class at or below the target in at least 4 of 5 runs ({passed} of "
+         f"{len(rows)})", passed >= 0.8 * len(rows)),
+        ("estimated P(every class passes) >= 0.9 in each run",
+         all(r["p_pass_all"] >= 0.9 for r in rows)),
+        ("coverage >= 97% in each run", all(r["coverage"] >= 0.97 for r in rows)),
         ("lowest class TPR >= 92% in each run", all(r["min_tpr"] >= 0.92 for r in rows)),
-        ("accuracy before abstention >= 99.7% in each run", all(r["acc_before"] >= 0.997
-                                                               for r in rows)),
+        ("mean accuracy before abstention >= 99.7%",
+         np.mean([r["acc_before"] for r in rows]) >= 0.997),
         ("wall time <= 15 min in each run", all(r["minutes"] <= 15 for r in rows)),
     ]
     if measure_throughput:

@@ -159,8 +159,10 @@ def make_truth(npz, flips: np.ndarray) -> np.ndarray:
 def selective_run(flipped_npz, tmp_path_factory) -> Path:
     path, _ = flipped_npz
     out = tmp_path_factory.mktemp("runs") / "sel"
+    # Settings away from the defaults, which --measure-exclusion must carry over.
     assert main(["selective", "--data", str(path), "--out", str(out), *TINY,
-                 "--test-per-class", "40", "--target-fpr", "0.02", "--delta", "0.1"]) == 0
+                 "--test-per-class", "40", "--target-fpr", "0.02", "--delta", "0.1",
+                 "--members", "2", "--strategy", "min-fold", "--fpr-meaning", "rate"]) == 0
     return out
 
 
@@ -241,9 +243,15 @@ def test_cli_with_run_analyses_each_scope_and_measures_exclusion(selective_run, 
     e = summary["exclusion"]
     runs = {name: Path(e[name]["run"]) for name in ("all_labels", "without_suspected")}
     splits = {name: load_split(run / "split.json") for name, run in runs.items()}
+    analysed = json.loads((selective_run / "manifest.json").read_text())["config"]
     for name, run in runs.items():
-        assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["status"] == "complete"
         np.testing.assert_array_equal(splits[name].test, split.test)  # the same locked test
+        for key in ("members", "strategy", "fpr_meaning", "precision", "test_per_class",
+                    "target_fpr", "delta", "folds", "seed", "quick"):  # the analysed run's
+            assert manifest["config"][key] == analysed[key], key
+        assert manifest["config"]["epochs"] == 1  # --epochs overrides
     in_pool = np.isin(ds.ids[split.train], flagged.ids).sum()
     assert e["all_labels"]["n_train"] - e["without_suspected"]["n_train"] == in_pool
     dropped = np.setdiff1d(splits["all_labels"].train, splits["without_suspected"].train)

@@ -250,3 +250,45 @@ def test_report_states_the_certificate_comparison_and_pass_probability(small_run
     assert len(certificates) - 1 == len(metrics["class_names"])
     assert [float(line.split(",")[5]) for line in certificates[1:]] == pytest.approx(
         json.loads((small_run / "predictor.json").read_text())["thresholds"])
+
+
+def test_every_test_false_positive_and_top_negative_carries_a_label_error_verdict(small_run):
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    audit = metrics["label_errors"]
+    assert len(audit["test_false_positives"]) == sum(metrics["after"]["fp"])
+    assert len(audit["top_negatives"]) == 3 * len(metrics["class_names"])
+    report = (small_run / "report.md").read_text(encoding="utf-8")
+    assert "## Where false positives come from" in report
+    assert f"flags {audit['pool_flagged']} as likely label errors" in report
+    for row in audit["top_negatives"]:
+        assert row["id"] in report
+    for row in audit["test_false_positives"]:
+        assert row["id"] in report
+
+
+def test_decide_applies_a_selective_runs_own_thresholds(small_run, tmp_path, capsys):
+    """`notsure decide RUN/thresholds.json` on the answering fold ensemble's logits gives the
+    run's own test decisions (where the out-of-distribution guard did not step in)."""
+    import csv
+
+    from notsure.decisions import fold_mean_logits
+
+    with np.load(small_run / "scores.npz") as npz:
+        member, routes = npz["test_member_logits"], npz["test_routes"]
+        prediction = npz["test_prediction"]
+    folds = json.loads((small_run / "manifest.json").read_text())["config"]["folds"]
+    logits = fold_mean_logits(member, folds)[routes, np.arange(member.shape[1])]
+    np.save(tmp_path / "logits.npy", logits)
+    out = tmp_path / "decisions.csv"
+    assert main(["decide", str(small_run / "thresholds.json"), str(tmp_path / "logits.npy"),
+                 "--out", str(out)]) == 0
+    with open(out, newline="") as fh:
+        said = [row["prediction"] for row in csv.DictReader(fh)]
+    names = json.loads((small_run / "metrics.json").read_text())["class_names"]
+    expected = ["not_sure" if p == NOT_SURE else names[p] for p in prediction]
+    guard = json.loads((small_run / "metrics.json").read_text())["guard"]
+    differ = [i for i, (a, b) in enumerate(zip(said, expected, strict=True)) if a != b]
+    # only answers the guard took back may differ: answered by the thresholds, not_sure in the run
+    assert all(expected[i] == "not_sure" and said[i] != "not_sure" for i in differ)
+    assert len(differ) == round(guard["test_coverage_cost"] * len(said))
+    assert len(said) == len(expected) > 0

@@ -10,11 +10,12 @@ from notsure.cli.options import (
     add_option,
     add_run_options,
     add_seed_option,
-    given,
+    job_config,
     run_options,
 )
 
 _CONFIG = "notsure.jobs.ambiguous:AmbiguousConfig."
+_SELECTIVE = "notsure.jobs.selective:SelectiveConfig."  # --measure-exclusion without --run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/ambiguous-<timestamp>)")
     add_seed_option(p, _CONFIG[:-1])
     add_folds_option(p, _CONFIG + "folds", "cross-fitting folds without --run")
-    p.add_argument("--quick", action="store_true", help="quick CNN preset when cross-fitting")
+    p.add_argument("--quick", action="store_true", default=None,
+                   help="quick CNN preset when cross-fitting")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     add_option(p, "--top", type=int, default_from=_CONFIG + "top",
                help="least-confident images listed, and images per gallery")
@@ -54,15 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write the flagged label errors (the run folder always has "
                         "exclusions.csv) as id,given_label,suggested_label, for `notsure "
                         "selective --exclusions`")
-    p.add_argument("--measure-exclusion", action="store_true",
+    p.add_argument("--measure-exclusion", action="store_true", default=None,
                    help="also run the selective job (the run's settings) with and without the "
                         "flagged images in training and report both, paired on one test split "
                         "(slow: two trainings)")
-    add_option(p, "--test-per-class", type=int, default_from=_CONFIG + "test_per_class",
+    add_option(p, "--test-per-class", type=int, default_from=_SELECTIVE + "test_per_class",
                help="test images per class of --measure-exclusion without --run")
-    add_option(p, "--target-fpr", type=float, default_from=_CONFIG + "target_fpr",
+    add_option(p, "--target-fpr", type=float, default_from=_SELECTIVE + "target_fpr",
                help="target FPR of --measure-exclusion without --run")
-    add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
+    add_option(p, "--delta", type=float, default_from=_SELECTIVE + "delta",
                help="delta of --measure-exclusion without --run")
     add_run_options(p, _CONFIG[:-1])
     p.set_defaults(func=_ambiguous)
@@ -72,11 +74,11 @@ def _ambiguous(args: argparse.Namespace) -> int:
     from notsure.jobs.ambiguous import AmbiguousConfig
     from notsure.jobs.ambiguous_report import run_ambiguous
 
-    config = AmbiguousConfig(**given(
+    config = job_config(AmbiguousConfig, "ambiguous",
         run=args.run, scope=args.scope, data=args.data, format=args.format, out=args.out,
         seed=args.seed, folds=args.folds, quick=args.quick, epochs=args.epochs, top=args.top,
         knn_k=args.knn_k, rank_by=args.rank_by, write_exclusions=args.write_exclusions,
         measure_exclusion=args.measure_exclusion, test_per_class=args.test_per_class,
-        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet, **run_options(args)))
+        target_fpr=args.target_fpr, delta=args.delta, quiet=args.quiet, **run_options(args))
     print(run_ambiguous(config, argv=args.argv))
     return 0

@@ -12,7 +12,7 @@ from notsure.cli.options import (
     add_run_options,
     add_seed_option,
     data_path,
-    given,
+    job_config,
     run_options,
 )
 
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-per-class", type=int,
                    help="instead of --test-fraction: this many test images of every class")
     add_folds_option(p, _CONFIG + "cv_folds", "stratified CV folds", old="--cv-folds")
-    p.add_argument("--quick", action="store_true",
+    p.add_argument("--quick", action="store_true", default=None,
                    help="small CV samples, small CNNs: a smoke test that writes every artifact")
     p.add_argument("--cv-max", type=_cap, action="append", default=[], metavar="MODEL=N",
                    help="use at most N training samples for MODEL's CV ('all=N': every model); "
@@ -78,11 +78,11 @@ def _compare(args: argparse.Namespace) -> int:
     from notsure.jobs.compare import CompareConfig
     from notsure.jobs.compare_report import run_compare
 
-    config = CompareConfig(**given(
+    config = job_config(CompareConfig, "compare",
         data=data_path(args), format=args.format, labels=args.labels, out=args.out, seed=args.seed,
         models=args.models, test_fraction=args.test_fraction, test_per_class=args.test_per_class,
         cv_folds=args.folds, quick=args.quick, cv_max=dict(args.cv_max),
         fit_max=dict(args.fit_max), class_weight=args.class_weight, select_by=args.select_by,
-        epochs=args.epochs, quiet=args.quiet, **run_options(args)))
+        epochs=args.epochs, quiet=args.quiet, **run_options(args))
     print(run_compare(config, argv=args.argv))
     return 0

@@ -12,7 +12,7 @@ from notsure.cli.options import (
     add_run_options,
     add_seed_option,
     data_path,
-    given,
+    job_config,
     run_options,
 )
 
@@ -55,11 +55,12 @@ def _embeddings(args: argparse.Namespace) -> int:
     from notsure.jobs.embeddings import EmbeddingsConfig
     from notsure.jobs.embeddings_report import run_embeddings
 
-    config = EmbeddingsConfig(**given(
+    config = job_config(EmbeddingsConfig, "embeddings",
         path=data_path(args), out=args.out, seed=args.seed, n_folds=args.folds,
         inner_folds=args.inner_folds, k_max=args.k_max, weighting=args.weighting, dim=args.dim,
-        tsne=not args.no_tsne, tsne_backend=args.tsne_backend, baseline=not args.no_baseline,
-        quiet=args.quiet, **run_options(args)))
+        tsne=False if args.no_tsne else None, tsne_backend=args.tsne_backend,
+        baseline=False if args.no_baseline else None,
+        quiet=args.quiet, **run_options(args))
     path = run_embeddings(config, argv=getattr(args, "argv", None))
     print(path)
     return 0

@@ -82,6 +82,33 @@ def given(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def job_config(config_cls: type, job: str, **options: Any) -> Any:
+    """``config_cls`` from the options given; with ``--resume RUN_DIR``, the run's recorded
+    settings stand in for the options not given, so ``--resume RUN_DIR`` alone finishes a killed
+    run and only a contradicting flag is refused (by the run folder, naming the setting)."""
+    chosen = given(**options)
+    if chosen.get("resume") is not None:
+        from notsure.errors import ConfigError
+        from notsure.io.run_folder import EXECUTION_ONLY, read_manifest
+
+        try:
+            recorded = read_manifest(chosen["resume"], job).get("config") or {}
+        except ConfigError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
+        fields = {f.name: f for f in dataclasses.fields(config_cls)}
+        for name, value in recorded.items():
+            if name in fields and name not in EXECUTION_ONLY and name not in chosen:
+                # JSON stores tuples as lists: give a tuple field its tuple back
+                tuple_field = isinstance(default_of(config_cls, name), tuple) \
+                    if _has_default(fields[name]) else False
+                chosen[name] = tuple(value) if tuple_field and isinstance(value, list) else value
+    return config_cls(**chosen)
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
 def add_data_option(parser: argparse.ArgumentParser, help: str) -> None:
     """``--data PATH``, the one way every job names its dataset; the old positional ``PATH``
     still works (hidden): :func:`data_path` reads either."""

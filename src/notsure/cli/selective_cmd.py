@@ -10,7 +10,7 @@ from notsure.cli.options import (
     add_option,
     add_run_options,
     add_seed_option,
-    given,
+    job_config,
     run_options,
 )
 from notsure.decisions.neyman_pearson import MEANING_TEXT, MEANINGS
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_option(p, "--fpr-meaning", choices=MEANINGS, default_from=_CONFIG + "fpr_meaning",
                help="; ".join(f"{k}: {v}" for k, v in MEANING_TEXT.items())
                + " (the test set has --test-per-class images per class)")
-    p.add_argument("--quick", action="store_true",
+    p.add_argument("--quick", action="store_true", default=None,
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--precision", choices=("bf16", "fp32"), help="override the preset's precision")
@@ -96,13 +96,13 @@ def _selective(args: argparse.Namespace) -> int:
     from notsure.jobs.selective import SelectiveConfig
     from notsure.jobs.selective_run import run_selective
 
-    config = SelectiveConfig(**given(
+    config = job_config(SelectiveConfig, "selective",
         data=args.data, format=args.format, out=args.out, seed=args.seed,
         test_per_class=args.test_per_class, folds=args.folds, members=args.members,
         strategy=args.strategy, fpr_meaning=args.fpr_meaning, target_fpr=args.target_fpr,
         delta=args.delta, quick=args.quick, quiet=args.quiet, epochs=args.epochs,
         precision=args.precision, exclusions=args.exclusions,
-        exclusion_mode=args.exclusion_mode, **run_options(args)))
+        exclusion_mode=args.exclusion_mode, **run_options(args))
     try:
         path = run_selective(config, argv=args.argv)
     except TooFewForTest as exc:  # word the remedy with the flag, not the Python argument

@@ -58,15 +58,17 @@ def draw_letters(n: int, rng: np.random.Generator, size: int = 28) -> np.ndarray
 
 
 def draw_strokes(n: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
-    """Two to five random straight strokes, 2-3 pixels wide, anywhere in the frame."""
+    """Two to five random straight strokes, 2-3 pixels wide, anywhere in the frame, with soft
+    edges as pen strokes have (drawn 4x larger and scaled down)."""
     out = np.empty((n, size, size), dtype=np.uint8)
+    big = 4 * size
     for i in range(n):
-        canvas = Image.new("L", (size, size), 0)
+        canvas = Image.new("L", (big, big), 0)
         draw = ImageDraw.Draw(canvas)
         for _ in range(int(rng.integers(2, 6))):
-            points = [tuple(float(v) for v in rng.uniform(2, size - 2, 2)) for _ in range(2)]
-            draw.line(points, fill=255, width=int(rng.integers(2, 4)))
-        out[i] = np.asarray(canvas)
+            points = [tuple(4 * float(v) for v in rng.uniform(2, size - 2, 2)) for _ in range(2)]
+            draw.line(points, fill=255, width=4 * int(rng.integers(2, 4)))
+        out[i] = np.asarray(canvas.resize((size, size), Image.BOX))
     return out
 
 

@@ -10,11 +10,16 @@ A second, pixel-space check (:class:`PixelGuard`) catches what the features can 
 digits with inverted colours: per fold, the principal components of that fold's training images;
 an image's score is its reconstruction error (RMS, in pixel units) from them, thresholded the same
 way on out-of-fold images.
+
+A third (:class:`InkGuard`) looks at how the ink is laid down: handwriting is strokes of nearly
+full ink with soft edges, while photographs of objects (clothing, say) fill areas with mid-grey
+texture. Four statistics of an image's ink (:func:`ink_statistics`) are compared with the training
+images' by their Mahalanobis distance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -126,6 +131,66 @@ class PixelGuard:
         return cls(folds=folds, threshold=float(doc["threshold"]), keep=float(doc["keep"]))
 
 
+#: Pixel value (0..255) from which a pixel counts as ink, and below which ink counts as grey.
+INK, FULL_INK = 25, 200
+
+
+def ink_statistics(images: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` per image: log(1 + ink pixels); the share of ink pixels that are grey rather
+    than full; the mean ink value (0..1); the share of ink pixels whose four neighbours are ink
+    too (filled areas rather than strokes)."""
+    x = np.asarray(images)
+    x = x.reshape(len(x), x.shape[-2], x.shape[-1])
+    ink = x >= INK
+    n_ink = ink.sum(axis=(1, 2))
+    per_ink = np.maximum(n_ink, 1)
+    grey = (ink & (x < FULL_INK)).sum(axis=(1, 2)) / per_ink
+    mean_ink = np.where(ink, x, 0).sum(axis=(1, 2), dtype=np.float64) / per_ink / 255.0
+    inner = (ink[:, 1:-1, 1:-1] & ink[:, :-2, 1:-1] & ink[:, 2:, 1:-1] & ink[:, 1:-1, :-2]
+             & ink[:, 1:-1, 2:])
+    filled = inner.sum(axis=(1, 2)) / per_ink
+    return np.column_stack([np.log1p(n_ink), grey, mean_ink, filled])
+
+
+@dataclass(frozen=True)
+class InkGuard:
+    """Rejects images whose :func:`ink_statistics` lie further than ``threshold`` (Mahalanobis)
+    from the training images' mean ``(4,)`` under their covariance's inverse ``(4, 4)``."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+    threshold: float
+    keep: float
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        """``(N,)`` distances: higher = ink less like the training images'."""
+        d = ink_statistics(images) - self.mean
+        return np.sqrt(np.clip(np.sum((d @ self.precision) * d, axis=1), 0.0, None))
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "precision": self.precision.tolist(),
+                "threshold": self.threshold, "keep": self.keep}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> InkGuard:
+        mean = np.asarray(doc["mean"], dtype=np.float64)
+        precision = np.asarray(doc["precision"], dtype=np.float64)
+        if mean.shape != (4,) or precision.shape != (4, 4):
+            raise ValueError("ink guard: expected a mean of 4 statistics and a 4 x 4 precision")
+        return cls(mean, precision, float(doc["threshold"]), float(doc["keep"]))
+
+
+def fit_ink_guard(train_images: np.ndarray, held_out_images: np.ndarray, keep: float
+                  ) -> tuple[InkGuard, np.ndarray]:
+    """Mean and covariance of the ink statistics of ``train_images``; the threshold keeps
+    ``keep`` of ``held_out_images``. Returns the guard and the held-out images' scores."""
+    stats = ink_statistics(train_images)
+    cov = np.cov(stats, rowvar=False) + np.eye(4) * 1e-9
+    guard = InkGuard(stats.mean(axis=0), np.linalg.inv(cov), 0.0, keep)
+    scores = guard.score(held_out_images)
+    return replace(guard, threshold=keep_threshold(scores, keep)), scores
+
+
 @dataclass(frozen=True)
 class OODGuard:
     """Rejects inputs whose mean (over members) class-Mahalanobis distance exceeds ``threshold``."""
@@ -134,6 +199,7 @@ class OODGuard:
     threshold: float
     keep: float  # share of in-distribution out-of-fold images the threshold keeps
     pixels: PixelGuard | None = None  # the pixel-space check, applied too
+    ink: InkGuard | None = None  # the ink check, applied too
 
     def score(self, member_features: np.ndarray) -> np.ndarray:
         """``(N,)`` scores from the members' features ``(K, N, F)``: higher = less like training."""
@@ -164,6 +230,8 @@ class OODGuard:
                            for g in self.members]}
         if self.pixels is not None:
             doc["pixels"] = self.pixels.to_dict()
+        if self.ink is not None:
+            doc["ink"] = self.ink.to_dict()
         return doc
 
     @classmethod
@@ -176,8 +244,9 @@ class OODGuard:
                                            np.asarray(m["precision"], dtype=np.float64))
                             for m in doc["members"])
             pixels = PixelGuard.from_dict(doc["pixels"]) if "pixels" in doc else None
+            ink = InkGuard.from_dict(doc["ink"]) if "ink" in doc else None
             guard = cls(members=members, threshold=float(doc["threshold"]),
-                        keep=float(doc["keep"]), pixels=pixels)
+                        keep=float(doc["keep"]), pixels=pixels, ink=ink)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"out-of-distribution guard: not a valid guard ({exc})") from exc
         dims = {(g.means.shape[1], g.precision.shape) for g in guard.members}

@@ -78,6 +78,11 @@ def score_margins(scores: np.ndarray, kind: str, name: str = "scores") -> np.nda
 
 def certificate_text(cert: ClassCertificate, name: Any, target_fpr: float, delta: float) -> str:
     """One sentence: what class ``name``'s threshold guarantees, or why it guarantees less."""
+    if cert.meaning != "rate" and cert.test_pass_probability is not None:
+        return (f"class {name!r}: a test set with {cert.test_negatives:,} negatives shows FPR <= "
+                f"{target_fpr:g} with probability {cert.test_pass_probability:.4g}, from "
+                f"{cert.n_negatives:,} calibration negatives"
+                + ("" if cert.certified else f" (short of the {cert.meaning} target)"))
     if cert.certified:
         return (f"class {name!r}: P(FPR > {target_fpr:g}) <= {cert.violation_bound:.4g} "
                 f"(<= delta {delta:g}) from {cert.n_negatives:,} calibration negatives")
@@ -186,6 +191,18 @@ class NeymanPearsonThresholds:
         self.kind_ = resolved
         self.classes_ = names
         self.certificates_ = certificates
+        self.thresholds_ = np.array([c.threshold for c in certificates], dtype=np.float64)
+        return self
+
+    @classmethod
+    def from_certificates(cls, certificates: Sequence[ClassCertificate], target_fpr: float,
+                          delta: float, classes: Sequence[Hashable], kind: str = "logits"
+                          ) -> NeymanPearsonThresholds:
+        """Thresholds already chosen elsewhere (the selective job's, on its ensembles' logit
+        margins), so one file format serves ``notsure decide`` for every run."""
+        self = cls(target_fpr, delta)
+        self.kind_, self.classes_ = kind, tuple(classes)
+        self.certificates_ = list(certificates)
         self.thresholds_ = np.array([c.threshold for c in certificates], dtype=np.float64)
         return self
 

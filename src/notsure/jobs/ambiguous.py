@@ -82,9 +82,10 @@ class AmbiguousConfig:
     rank_by: str = "self_confidence"
     write_exclusions: str | None = None
     measure_exclusion: bool = False
-    test_per_class: int = 1000  # for --measure-exclusion without a run
-    target_fpr: float = 0.00015
-    delta: float = 0.05
+    # For --measure-exclusion without a run; None: the selective job's default.
+    test_per_class: int | None = None
+    target_fpr: float | None = None
+    delta: float | None = None
     quiet: bool = False
     cnn: dict = field(default_factory=dict)  # CNN settings used when cross-fitting here
     executor: str = DEFAULT_EXECUTOR  # where fold models train: "local", "processes" or "dask"

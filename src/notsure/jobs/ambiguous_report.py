@@ -3,6 +3,7 @@ it runs the pure pipeline of :mod:`notsure.jobs.ambiguous` into a run folder and
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from notsure.data.exclusions import write_exclusions
 from notsure.errors import ConfigError, DataError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
-from notsure.io.run_folder import RunFolder, read_manifest
+from notsure.io.run_folder import EXECUTION_ONLY, RunFolder, read_manifest
 from notsure.jobs.ambiguous import (
     COLUMNS,
     ENSEMBLE,
@@ -292,19 +293,12 @@ def _exclusion(report: Report, r: AmbiguousResult) -> None:
         "from the effect of the exclusion.")
 
 
-def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, settings: dict,
+def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, base: SelectiveConfig,
                       argv: list[str] | None) -> dict:
-    """Run the selective job (same settings, hence the same locked test split) twice: on every
-    label, and with the images listed in ``exclusions`` dropped from training. Each
+    """Run the selective job with settings ``base`` (hence the same locked test split) twice: on
+    every label, and with the images listed in ``exclusions`` dropped from training. Each
     lands in its own run folder under ``exclusion/``; returns both runs' headline numbers and a
     paired comparison on the shared test images."""
-    base = SelectiveConfig(data=settings["data"], format=settings["format"],
-                           seed=settings["seed"], test_per_class=settings["test_per_class"],
-                           folds=settings["folds"], target_fpr=settings["target_fpr"],
-                           delta=settings["delta"], quick=bool(settings["quick"]),
-                           quiet=settings["quiet"], epochs=settings["epochs"],
-                           executor=settings["executor"], workers=settings["workers"],
-                           scheduler=settings["scheduler"])
     out: dict = {"exclusions": str(exclusions),
                  "preset": "quick" if base.quick else "default", "epochs": base.epochs}
     decided = {}
@@ -399,8 +393,8 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
         exclusion = None
         if config.measure_exclusion and flagged:
             with run.stage("measure_exclusion"):
-                settings = _measure_settings(config, run_manifest)
-                exclusion = measure_exclusion(run, ds, exclusions, settings, argv)
+                exclusion = measure_exclusion(run, ds, exclusions,
+                                              measure_config(config, run_manifest), argv)
         result = AmbiguousResult(config=config, dataset=ds, analysed=what, scores=scores,
                                  n_scored=len(every.positions), index=index,
                                  index_in_file=index_in_file, cl=cl,
@@ -410,14 +404,25 @@ def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Pat
     return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)
 
 
-def _measure_settings(config: AmbiguousConfig, run_manifest: dict | None) -> dict:
-    """Settings of the two selective runs: the analysed run's (its preset too), else this job's;
-    ``--epochs`` overrides either."""
-    source = (run_manifest or {}).get("config") or {}
-    keys = ("data", "format", "seed", "test_per_class", "folds", "target_fpr", "delta", "quick",
-            "epochs")
-    settings = {k: source.get(k, getattr(config, k)) for k in keys}
+#: Settings of an analysed run that its measurement runs do not take over: execution, the CNN
+#: settings the run filled in (recomputed from the rest) and its own exclusions.
+NOT_TAKEN_OVER = (*EXECUTION_ONLY, "cnn", "exclusions", "exclusion_mode")
+#: This job's settings that also set up the selective runs when no run is analysed.
+OWN_SELECTIVE = ("data", "format", "seed", "folds", "quick", "test_per_class", "target_fpr",
+                 "delta")
+
+
+def measure_config(config: AmbiguousConfig, run_manifest: dict | None) -> SelectiveConfig:
+    """The selective settings of the two measurement runs: the analysed run's recorded
+    settings as a whole, else this job's own (the selective defaults for the rest); ``--epochs``
+    overrides either, and this job's execution settings apply."""
+    fields = {f.name for f in dataclasses.fields(SelectiveConfig)}
+    recorded = (run_manifest or {}).get("config")
+    if recorded:
+        chosen = {k: v for k, v in recorded.items() if k in fields and k not in NOT_TAKEN_OVER}
+    else:
+        chosen = {k: getattr(config, k) for k in OWN_SELECTIVE if getattr(config, k) is not None}
     if config.epochs is not None:
-        settings["epochs"] = config.epochs
-    return {**settings, "quiet": config.quiet, "executor": config.executor,
-            "workers": config.workers, "scheduler": config.scheduler}
+        chosen["epochs"] = config.epochs
+    return SelectiveConfig(**chosen, quiet=config.quiet, executor=config.executor,
+                           workers=config.workers, scheduler=config.scheduler)

@@ -61,9 +61,11 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
             "rule": "score = mean over the answering fold's members of the Mahalanobis distance "
                     "of its features to the nearest class mean; pixels (if present): RMS "
                     "error of the image's reconstruction from its fold's principal components "
-                    "(x - mean, projected on components and back); not_sure "
-                    "(out_of_distribution) if either score exceeds its threshold, checked "
-                    "before the class thresholds"},
+                    "(x - mean, projected on components and back); ink (if present): "
+                    "Mahalanobis distance of 4 ink statistics (log(1 + pixels >= 25), share "
+                    "of those below 200, their mean value / 255, share with all 4 neighbours "
+                    ">= 25) from mean under precision; not_sure (out_of_distribution) if any "
+                    "score exceeds its threshold, checked before the class thresholds"},
         "class_names": list(predictor.class_names),
         "thresholds": [float(t) for t in predictor.strategy.thresholds],
         "max_logit_gap_vs_torch": gap,

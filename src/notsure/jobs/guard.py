@@ -18,6 +18,7 @@ from notsure.decisions.ood import (
     OODGuard,
     PixelGuard,
     fit_class_gaussians,
+    fit_ink_guard,
     fit_pixel_pca,
     keep_threshold,
 )
@@ -40,12 +41,14 @@ class GuardFit:
     guard: OODGuard
     oof_scores: np.ndarray  # (N,): distance by the members that did not train on the image
     pixel_oof_scores: np.ndarray  # (N,): reconstruction error by the fold that held it out
+    ink_scores: np.ndarray  # (N,): distance of the ink statistics (fitted on fold 0's sample)
 
     @property
     def oof_rejected(self) -> np.ndarray:
-        """(N,) bool: pool images the guard (features or pixels) rejects, out of fold."""
+        """(N,) bool: pool images the guard (features, pixels or ink) rejects, out of fold."""
         return ((self.oof_scores > self.guard.threshold)
-                | (self.pixel_oof_scores > self.guard.pixels.threshold))
+                | (self.pixel_oof_scores > self.guard.pixels.threshold)
+                | (self.ink_scores > self.guard.ink.threshold))
 
 
 def fit_guard(fit: CrossFit, x: np.ndarray, y: np.ndarray, n_classes: int, *,
@@ -56,7 +59,8 @@ def fit_guard(fit: CrossFit, x: np.ndarray, y: np.ndarray, n_classes: int, *,
     out-of-fold scores (fold k's members on fold k) are of the deployed kind and set the
     threshold. The pixel check is fitted the same way: fold k's principal components from
     the training sample of its first member, its threshold from the out-of-fold pool images
-    ``x``. No test image is involved."""
+    ``x``; the ink check keeps ``pixel_keep`` of the pool images too. No test image is
+    involved."""
     per_fold = fit.members
     oof = np.zeros(len(y))
     members = []
@@ -72,9 +76,13 @@ def fit_guard(fit: CrossFit, x: np.ndarray, y: np.ndarray, n_classes: int, *,
     pixels = PixelGuard(folds=pcas, threshold=0.0, keep=pixel_keep)
     pixel_oof = pixels.score(x, fit.fold_of)
     pixels = replace(pixels, threshold=keep_threshold(pixel_oof, pixel_keep))
+    # Four statistics have no room to overfit: their Gaussian comes from the first member's
+    # training sample, the threshold from every pool image.
+    ink, ink_scores = fit_ink_guard(x[fit.train_samples[0]], x, pixel_keep)
     guard = OODGuard(members=tuple(members), threshold=keep_threshold(oof, keep), keep=keep,
-                     pixels=pixels)
-    return GuardFit(guard=guard, oof_scores=oof, pixel_oof_scores=pixel_oof)
+                     pixels=pixels, ink=ink)
+    return GuardFit(guard=guard, oof_scores=oof, pixel_oof_scores=pixel_oof,
+                    ink_scores=ink_scores)
 
 
 def guard_summary(predictor: SelectivePredictor, fit: GuardFit, oof_prediction: np.ndarray,
@@ -106,6 +114,8 @@ def guard_summary(predictor: SelectivePredictor, fit: GuardFit, oof_prediction: 
         "pool_rejected_features": float(np.mean(fit.oof_scores > fit.guard.threshold)),
         "pool_rejected_pixels": float(np.mean(fit.pixel_oof_scores
                                               > fit.guard.pixels.threshold)),
+        "ink_threshold": fit.guard.ink.threshold, "ink_keep": fit.guard.ink.keep,
+        "pool_rejected_ink": float(np.mean(fit.ink_scores > fit.guard.ink.threshold)),
         "n_pool": int(len(ood)),
         "pool_rejected": float(np.mean(ood)),
         "coverage_without_guard": float(np.mean(answered)),

@@ -12,6 +12,7 @@ KIND_TEXT = {
     "shifted": "test digits moved into a corner",
     "letters": "capital letters in PIL's default font, MNIST-style",
     "strokes": "2-5 random straight strokes",
+    "clothing": "garment silhouettes (shirts, trousers, dresses, bags, shoes), grey and textured",
 }
 
 
@@ -39,13 +40,19 @@ def write_guard_section(rep: Report, guard: dict) -> None:
         "from the components of its fold; images above "
         f"{fmt.num(guard['pixel_threshold'])} (which keeps {fmt.pct(guard['pixel_keep'], 1)} of "
         "the out-of-fold pool images) are also out_of_distribution. It catches inputs the "
-        "features can mistake for digits, such as inverted colours. The guard only removes "
-        "answers: the FPR guarantee holds.")
+        "features can mistake for digits, such as inverted colours. A third looks at the ink: "
+        "its amount, the share of it that is grey rather than full, its mean value and the "
+        "share of filled rather than stroke pixels, compared with the training images' by "
+        f"Mahalanobis distance; images above {fmt.num(guard['ink_threshold'])} (which keeps "
+        f"{fmt.pct(guard['ink_keep'], 1)} of the pool images) are out_of_distribution too, which "
+        "catches textured objects such as clothing. The guard only removes answers: the FPR "
+        "guarantee holds.")
     rep.paragraph(
         f"Cost on in-distribution data (out-of-fold pool): {fmt.pct(guard['pool_rejected'], 3)} "
         "of the images are rejected by the guard (features "
         f"{fmt.pct(guard['pool_rejected_features'], 3)}, pixels "
-        f"{fmt.pct(guard['pool_rejected_pixels'], 3)}); coverage falls from "
+        f"{fmt.pct(guard['pool_rejected_pixels'], 3)}, ink "
+        f"{fmt.pct(guard['pool_rejected_ink'], 3)}); coverage falls from "
         f"{fmt.pct(guard['coverage_without_guard'], 3)} by {fmt.pct(guard['coverage_cost'], 3)} "
         "(images the thresholds would have answered). On the test set, where every member "
         "scores each image and their mean distance is used: "

@@ -144,11 +144,14 @@ class SelectivePredictor:
         ood = None
         if ood_score is not None:
             ood = ood_score > self.guard.threshold
-            if self.guard.pixels is not None:
+            if self.guard.pixels is not None or self.guard.ink is not None:
                 if images is None:
                     raise ConfigError("this predictor's guard also checks pixels: pass the "
                                       "images (images=)")
+            if self.guard.pixels is not None:
                 ood |= self.guard.pixels.score(images, routes) > self.guard.pixels.threshold
+            if self.guard.ink is not None:
+                ood |= self.guard.ink.score(images) > self.guard.ink.threshold
             prediction = np.where(ood, NOT_SURE, prediction)
             reason[ood] = "out_of_distribution"
         return Decisions(

@@ -9,10 +9,16 @@ import numpy as np
 from scipy import stats
 
 from notsure.constants import NOT_SURE
-from notsure.decisions import RULE_TEXT, certificate_rows, class_delta
+from notsure.decisions import (
+    RULE_TEXT,
+    NeymanPearsonThresholds,
+    certificate_rows,
+    class_delta,
+)
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard_report import write_guard_section
 from notsure.jobs.selective import SelectiveResult
+from notsure.jobs.selective_folder import THRESHOLDS_FILE
 from notsure.reports import Report, fmt
 from notsure.reports.figures import confusion_matrix_figure, curves_figure
 
@@ -117,11 +123,11 @@ def training_rows(r: SelectiveResult) -> list[dict]:
 def write_outputs(run: RunFolder, r: SelectiveResult) -> None:
     """Write metrics, tables, figures and the report into ``run``."""
     run.write_json("metrics.json", metrics_document(r))
-    run.write_json("thresholds.json", {
-        "target_fpr": r.config.target_fpr, "delta": r.config.delta,
-        "class_names": list(r.dataset.class_names),
-        "certificates": [c.as_dict() for c in r.certificates],
-    })
+    # The format `notsure calibrate` writes, so `notsure decide` applies them to the logits of
+    # the answering fold ensemble (or of any model scored the same way).
+    NeymanPearsonThresholds.from_certificates(
+        r.certificates, r.config.target_fpr, r.config.delta, r.dataset.class_names
+    ).save(run.file(THRESHOLDS_FILE))
     write_report(run, r)
 
 
@@ -230,10 +236,8 @@ def write_label_error_section(rep: Report, r: SelectiveResult) -> None:
         "run's pool scores, what ignoring the flagged negatives would buy in coverage and cost "
         "in passed test sets.")
     rep.gallery([ds.x[pool[row["row"]]] for row in top],
-                [f"{ds.ids[pool[row['row']]]} labelled {names[row['label']]}: "
-                 f"{names[row['class']]} {row['score']:.1f} "
-                 f"({'above' if row['above_threshold'] else 'at/below'} threshold "
-                 f"{row['threshold']:.1f})"
+                [f"{ds.ids[pool[row['row']]]} labelled {names[row['label']]}; score for "
+                 f"{names[row['class']]} {row['score']:.1f}, threshold {row['threshold']:.1f}"
                  + (", likely label error" if row["likely_label_error"] else "")
                  for row in top], name_prefix="gallery/top_negatives", scale=3,
                 caption="Each class's highest-scoring calibration negatives (score: the deployed "
