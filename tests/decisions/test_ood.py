@@ -128,3 +128,38 @@ def test_pixel_guard_keeps_in_distribution_images_and_rejects_inverted_ones():
     again = PixelGuard.from_dict(doc)
     np.testing.assert_array_equal(again.score(fresh[:10], routes[:10]),
                                   guard.score(fresh[:10], routes[:10]))
+
+
+def test_ink_statistics_by_hand():
+    from notsure.decisions.ood import ink_statistics
+
+    image = np.zeros((1, 6, 6), dtype=np.uint8)
+    image[0, 1:4, 1:4] = 255  # a filled 3x3 square: its centre pixel has four inked neighbours
+    image[0, 5, 5] = 100  # one grey pixel
+    image[0, 0, 5] = 10  # below the ink level
+    n_ink, grey, mean_ink, filled = ink_statistics(image)[0]
+    assert n_ink == pytest.approx(np.log1p(10))
+    assert grey == pytest.approx(1 / 10)
+    assert mean_ink == pytest.approx((9 * 255 + 100) / 10 / 255)
+    assert filled == pytest.approx(1 / 10)
+
+
+def test_ink_guard_matches_scipy_keeps_strokes_and_rejects_clothing():
+    from notsure.data.outliers import draw_clothing, draw_strokes
+    from notsure.decisions.ood import InkGuard, fit_ink_guard, ink_statistics
+
+    rng = np.random.default_rng(3)
+    train, held = draw_strokes(1500, rng), draw_strokes(1500, rng)
+    guard, held_scores = fit_ink_guard(train, held, keep=0.99)
+    assert np.mean(held_scores <= guard.threshold) >= 0.99
+    fresh = draw_strokes(1500, rng)
+    assert np.mean(guard.score(fresh) > guard.threshold) == pytest.approx(0.01, abs=0.01)
+    clothing = draw_clothing(300, rng)
+    assert np.mean(guard.score(clothing) > guard.threshold) > 0.8
+    stats_ = ink_statistics(clothing[:5])
+    cov = np.cov(ink_statistics(train), rowvar=False)
+    want = [mahalanobis(s, ink_statistics(train).mean(axis=0), np.linalg.inv(cov))
+            for s in stats_]
+    np.testing.assert_allclose(guard.score(clothing[:5]), want, rtol=1e-5)  # a 1e-9 ridge
+    again = InkGuard.from_dict(guard.to_dict())
+    np.testing.assert_array_equal(again.score(clothing), guard.score(clothing))

@@ -132,3 +132,30 @@ def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind, small):
         assert len((folder / "p.csv").read_text().splitlines()) == n + 1
     print(json.dumps({kind: {n: round(p / 2**20, 1) for n, p in peaks.items()}}))
     assert peaks[10 * small] <= 1.2 * peaks[small], peaks
+
+
+def test_pixel_checks_done_ahead_give_the_same_decisions(tiny_run):
+    from notsure.jobs.selective_folder import SelectiveRun
+
+    predictor = SelectiveRun(tiny_run).predictor()
+    x, _ = _images(300, 5)
+    x[:20] = 255 - x[:20]  # some far off
+    plain = predictor.predict(x)
+    ahead = predictor.predict(x, checks=predictor.pixel_checks(x))
+    np.testing.assert_array_equal(plain.prediction, ahead.prediction)
+    np.testing.assert_array_equal(plain.reason, ahead.reason)
+    np.testing.assert_array_equal(plain.routes, ahead.routes)
+
+
+def test_prefetched_keeps_order_and_raises_where_it_happened():
+    def prepare(i: int) -> int:
+        if i == 7:
+            raise ValueError("chunk 7")
+        return i * 10
+
+    got = []
+    with pytest.raises(ValueError, match="chunk 7"):
+        for value in predict.prefetched(range(12), prepare, depth=4):
+            got.append(value)
+    assert got == [0, 10, 20, 30, 40, 50, 60]
+    assert list(predict.prefetched(range(5), lambda i: i, depth=3)) == [0, 1, 2, 3, 4]

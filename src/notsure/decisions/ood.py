@@ -83,8 +83,10 @@ class PixelPCA:
     def errors(self, images: np.ndarray) -> np.ndarray:
         """RMS reconstruction error per image ``(N, ...)`` from the components, in pixel units."""
         x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) - self.mean
-        residual = x - (x @ self.components.T) @ self.components
-        return np.sqrt(np.mean(residual ** 2, axis=1))
+        # |residual|^2 = |x|^2 - |coefficients|^2 for orthonormal components: one product
+        coefficients = x @ self.components.T
+        squared = np.einsum("ij,ij->i", x, x) - np.einsum("ij,ij->i", coefficients, coefficients)
+        return np.sqrt(np.clip(squared, 0.0, None) / x.shape[1])
 
 
 def fit_pixel_pca(images: np.ndarray, n_components: int = 32) -> PixelPCA:

@@ -18,7 +18,12 @@ import numpy as np
 
 from notsure.constants import NOT_SURE
 from notsure.errors import ConfigError, DataError
-from notsure.jobs.predictor import PREDICTOR_FILE, Decisions, SelectivePredictor
+from notsure.jobs.predictor import (
+    PREDICTOR_FILE,
+    Decisions,
+    PixelChecks,
+    SelectivePredictor,
+)
 from notsure.jobs.selective_folder import METRICS_FILE, THRESHOLDS_FILE, read_json
 from notsure.models.onnx_session import onnx_available
 
@@ -98,7 +103,13 @@ class Engine:
     def load(cls, run_dir: str | Path, backend: str = "auto",
              threads: int | None = None) -> Engine:
         """Load the run's predictor and ready the back end (``auto``: ONNX where installed)."""
-        predictor = SelectivePredictor.load(run_dir, networks=False)
+        return cls.ready(SelectivePredictor.load(run_dir, networks=False), backend, threads)
+
+    @classmethod
+    def ready(cls, predictor: SelectivePredictor, backend: str = "auto",
+              threads: int | None = None) -> Engine:
+        """The back end for a predictor loaded without its networks: the slow part of
+        :meth:`load` (torch or ONNX Runtime, the networks or graphs)."""
         backend = resolve_backend(backend, predictor.precision)
         if backend == "torch" or predictor.graphs is None:
             predictor.load_networks()
@@ -108,14 +119,14 @@ class Engine:
         """Every member's logits ``(K*M, N, C)`` for raw-pixel images ``(N, H, W)``."""
         return self._score(range(self.predictor.n_models), x)[0]
 
-    def predict(self, x: np.ndarray) -> Decisions:
+    def predict(self, x: np.ndarray, checks: PixelChecks | None = None) -> Decisions:
         """Decisions for images ``(N, H, W)``, by the run's rule (routing and guard included)
-        whatever the back end."""
+        whatever the back end; ``checks``: the predictor's ``pixel_checks(x)``, if done."""
         shape = tuple(self.predictor.image_shape)
         if x.ndim != 3 or tuple(x.shape[1:]) != shape:
             raise DataError(f"images have shape {tuple(x.shape[1:])} but the model was "
                             f"trained on {shape}")
-        return self.predictor.predict(x, scorer=self._score)
+        return self.predictor.predict(x, scorer=self._score, checks=checks)
 
 
 def run_info(run_dir: str | Path, predictor: SelectivePredictor) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from notsure.errors import DataError
 from notsure.io.atomic import atomic_path
 from notsure.io.progress import say
 from notsure.jobs.engine import Engine
-from notsure.jobs.predictor import Decisions
+from notsure.jobs.predictor import Decisions, SelectivePredictor
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -31,6 +32,9 @@ U = TypeVar("U")
 #: Images read, scored and written at a time: 32 of the predictor's 256-image batches, so every
 #: batch, and so every score, is the same as when all images are scored in one go.
 CHUNK_IMAGES = 8192
+#: Chunks read and prepared ahead of scoring (about 6.5 MB each for MNIST): enough to keep
+#: the reader busy while the networks load.
+PREFETCH = 4
 
 
 @dataclass
@@ -151,23 +155,24 @@ def _integer_npy(path: Path) -> bool:
     return dtype.kind in "iub" and len(shape) == 3
 
 
-def prefetched(chunks: Iterable[T], prepare: Callable[[T], U]) -> Iterator[U]:
-    """``prepare(chunk)`` for every chunk, the next one read and prepared in a background thread
-    while the caller scores the current one (decoding and preprocessing overlap with scoring,
-    whose native code releases the GIL). Errors surface in order, where they happened."""
+def prefetched(chunks: Iterable[T], prepare: Callable[[T], U], depth: int = 1) -> Iterator[U]:
+    """``prepare(chunk)`` for every chunk, up to ``depth`` chunks read and prepared ahead in a
+    background thread while the caller works on the current one (decoding and preprocessing
+    overlap with scoring, whose native code releases the GIL). Errors surface in order, where
+    they happened."""
     source = iter(chunks)
 
     def step() -> U | None:
         chunk = next(source, None)
         return None if chunk is None else prepare(chunk)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(step)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one worker: chunks stay in order
+        pending = deque(pool.submit(step) for _ in range(depth))
         while True:
-            ready = pending.result()
+            ready = pending.popleft().result()
             if ready is None:
                 return
-            pending = pool.submit(step)
+            pending.append(pool.submit(step))
             yield ready
 
 
@@ -191,31 +196,35 @@ def run_predict(config: PredictConfig) -> Path:
     image; return the CSV path. Reads, brings to the training form (unless ``preprocess`` is
     off), scores and writes a chunk at a time (flat memory); the file appears, whole, only when
     every image is done."""
-    engine = Engine.load(config.run_dir, config.backend)
-    predictor = engine.predictor
+    # The predictor's thresholds and guard load without torch; the networks load in the
+    # background while the first chunks are read, preprocessed and pixel-checked.
+    predictor = SelectivePredictor.load(config.run_dir, networks=False)
     images = iter_images(config.input, config.format, CHUNK_IMAGES, scale=config.scale)
     out = Path(config.out) if config.out else Path(f"{Path(config.input).name}.predictions.csv")
     n_images = n_not_sure = n_ood = n_done = 0
     seconds = 0.0
+
+    def prepare(chunk: tuple) -> tuple:
+        raw, ids, true_names = chunk
+        x, done = to_training_form(raw, predictor.image_shape, config.preprocess,
+                                   str(config.input))
+        return x, predictor.pixel_checks(x), done, ids, true_names
+
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh, \
-            ThreadPoolExecutor(max_workers=1) as writing:
+            ThreadPoolExecutor(max_workers=2) as background:
+        loading = background.submit(Engine.ready, predictor, config.backend)
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["id", "prediction", "reason", "margin_above_threshold"]
                         + (["label", "correct"] if images.labelled else []))
-        def prepare(chunk: tuple) -> tuple:
-            raw, ids, true_names = chunk
-            x, done = to_training_form(raw, predictor.image_shape, config.preprocess,
-                                       str(config.input))
-            return x, done, ids, true_names
-
         written = None  # the previous chunk's rows, written while this chunk is scored
-        for x, done, ids, true_names in prefetched(images.chunks, prepare):
+        for x, checks, done, ids, true_names in prefetched(images.chunks, prepare, PREFETCH):
+            engine = loading.result()
             t0 = time.perf_counter()
-            decisions = engine.predict(x)
+            decisions = engine.predict(x, checks)
             seconds += time.perf_counter() - t0
             if written is not None:
                 written.result()
-            written = writing.submit(writer.writerows, csv_rows(
+            written = background.submit(writer.writerows, csv_rows(
                 predictor.labels_of(decisions.prediction), decisions, ids, true_names))
             n_images += len(x)
             n_done += done
@@ -223,6 +232,7 @@ def run_predict(config: PredictConfig) -> Path:
             n_ood += int(np.sum(decisions.reason == "out_of_distribution"))
         if written is not None:
             written.result()
+        engine = loading.result()  # an input without images still reports the back end
     say(f"{n_images:,} images ({n_done:,} brought to the training form) in {seconds:.2f} s "
         f"({n_images / max(seconds, 1e-9):,.0f} images/s scoring, {engine.backend} back end); "
         f"{n_not_sure:,} not_sure "

@@ -80,6 +80,15 @@ class Decisions:
                             for f in dataclasses.fields(self)})
 
 
+@dataclass(frozen=True)
+class PixelChecks:
+    """What a predictor works out from the pixels alone: each image's answering fold, and
+    where the guard's pixel or ink check rejects it (None: the guard has neither)."""
+
+    routes: np.ndarray
+    off_pixels: np.ndarray | None
+
+
 @dataclass
 class SelectivePredictor:
     """An ensemble of ``n_folds`` x ``members`` CNNs (fold-major) plus per-class thresholds on the
@@ -135,23 +144,35 @@ class SelectivePredictor:
         self.models = [load_model(path).model for path in self.member_paths]
         return self
 
+    def pixel_checks(self, images: np.ndarray, routes: np.ndarray | None = None
+                     ) -> PixelChecks:
+        """What needs the pixels alone, no network: each image's answering fold (``routes``, if
+        known already) and the guard's pixel and ink verdicts (``predict`` can take them
+        computed ahead, e.g. while the networks load)."""
+        routes = route(images, self.n_folds) if routes is None else routes
+        if self.guard is None or (self.guard.pixels is None and self.guard.ink is None):
+            return PixelChecks(routes, None)
+        off = np.zeros(len(images), dtype=bool)
+        if self.guard.pixels is not None:
+            off |= self.guard.pixels.score(images, routes) > self.guard.pixels.threshold
+        if self.guard.ink is not None:
+            off |= self.guard.ink.score(images) > self.guard.ink.threshold
+        return PixelChecks(routes, off)
+
     def _decide(self, candidate_logits: np.ndarray, scores: np.ndarray,
                 member_logits: np.ndarray | None, routes: np.ndarray | None,
-                ood_score: np.ndarray | None = None, images: np.ndarray | None = None
+                ood_score: np.ndarray | None = None, off_pixels: np.ndarray | None = None
                 ) -> Decisions:
         prediction = self.strategy.decide(scores, candidate_logits)
         reason = np.where(prediction == NOT_SURE, "below_threshold", "answered").astype(object)
         ood = None
         if ood_score is not None:
             ood = ood_score > self.guard.threshold
-            if self.guard.pixels is not None or self.guard.ink is not None:
-                if images is None:
-                    raise ConfigError("this predictor's guard also checks pixels: pass the "
-                                      "images (images=)")
-            if self.guard.pixels is not None:
-                ood |= self.guard.pixels.score(images, routes) > self.guard.pixels.threshold
-            if self.guard.ink is not None:
-                ood |= self.guard.ink.score(images) > self.guard.ink.threshold
+            if off_pixels is not None:
+                ood |= off_pixels
+            elif self.guard.pixels is not None or self.guard.ink is not None:
+                raise ConfigError("this predictor's guard also checks pixels: pass the "
+                                  "images (images=)")
             prediction = np.where(ood, NOT_SURE, prediction)
             reason[ood] = "out_of_distribution"
         return Decisions(
@@ -185,14 +206,16 @@ class SelectivePredictor:
                 raise ConfigError("this predictor has an out-of-distribution guard: pass the "
                                   "members' features (member_features=) and the routes")
             ood_score = self._guard_scores(member_features, routes)
-        return self._decide(candidate, scores, member_logits, routes, ood_score, images)
+        off_pixels = None if images is None else self.pixel_checks(images, routes).off_pixels
+        return self._decide(candidate, scores, member_logits, routes, ood_score, off_pixels)
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256, quiet: bool = True,
-                scorer: Scorer | None = None) -> Decisions:
+                scorer: Scorer | None = None, checks: PixelChecks | None = None) -> Decisions:
         """Decisions for raw-pixel images ``x`` of shape ``(N, H, W)``; the routed rule runs only
         the answering fold's members on each image. ``scorer(members, images)`` computes the
         logits ``(M, N, C)`` (and, with a guard, features ``(M, N, F)``, else None) of the
-        members indexed by the range ``members`` (default: torch on :attr:`models`)."""
+        members indexed by the range ``members`` (default: torch on :attr:`models`);
+        ``checks``: :meth:`pixel_checks` of ``x``, if computed already."""
         if x.ndim != 3 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise DataError(
                 f"images have shape {tuple(x.shape[1:])} but the model was trained on "
@@ -207,10 +230,13 @@ class SelectivePredictor:
                                      batch_size=batch_size, precision=self.precision,
                                      quiet=quiet, return_features=guarded)
                 return out if guarded else (out, None)
-        routes = route(x, self.n_folds)
+        checks = checks if checks is not None else self.pixel_checks(x)
+        routes = checks.routes
         if self.rule != "routed":
             logits, features = scorer(range(self.n_models), x)
-            return self.decide_logits(logits, routes, features, x)
+            candidate, scores = deployed_scores(self.rule, logits, self.n_folds, routes)
+            ood_score = self._guard_scores(features, routes) if guarded else None
+            return self._decide(candidate, scores, logits, routes, ood_score, checks.off_pixels)
         chosen = np.empty((len(x), len(self.class_names)), dtype=np.float32)
         ood_score = np.empty(len(x)) if guarded else None
         for k in range(self.n_folds):
@@ -222,7 +248,8 @@ class SelectivePredictor:
             chosen[rows] = z.mean(axis=0)
             if guarded:
                 ood_score[rows] = self.guard.score_members(f, members)
-        return self._decide(chosen, logit_margins(chosen), None, routes, ood_score, x)
+        return self._decide(chosen, logit_margins(chosen), None, routes, ood_score,
+                            checks.off_pixels)
 
     def labels_of(self, prediction: np.ndarray) -> list[str]:
         """Readable labels: class names, or ``not_sure``."""
