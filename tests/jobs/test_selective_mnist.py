@@ -39,7 +39,9 @@ def test_quick_run_metrics_recompute_from_the_saved_split(quick_run, mnist_dir, 
     split = load_split(quick_run / "split.json", len(ds))
     m = json.loads((quick_run / "metrics.json").read_text())
     y = ds.y[split.test]
-    assert np.bincount(y, minlength=10).tolist() == m["test"]["per_class_count"] == [1000] * 10
+    per_class = json.loads((quick_run / "manifest.json").read_text())["config"]["test_per_class"]
+    assert per_class == 1482  # the default: the smallest test set allowing 2 false positives
+    assert np.bincount(y, minlength=10).tolist() == m["test"]["per_class_count"] == [per_class] * 10
     # The saved predictor reproduces the after-abstention decisions from the images alone.
     images = tmp_path / "test.npy"
     np.save(images, ds.x[split.test])
@@ -58,11 +60,12 @@ def test_quick_run_metrics_recompute_from_the_saved_split(quick_run, mnist_dir, 
     assert m["after"]["coverage"] == pytest.approx(np.mean(pred != -1))
     # Before abstention every image is answered; rates agree with the confusion matrix.
     before = np.array(m["before"]["confusion_matrix"])
-    assert before.sum() == 10_000 and before.shape == (10, 10)
+    n = 10 * per_class
+    assert before.sum() == n and before.shape == (10, 10)
     tp = np.diag(before)
     np.testing.assert_allclose(m["before"]["tpr"], tp / before.sum(axis=1))
-    np.testing.assert_allclose(m["before"]["fpr"], (before.sum(axis=0) - tp) / (10_000 - 1_000))
-    assert m["before"]["accuracy"] == pytest.approx(tp.sum() / 10_000)
+    np.testing.assert_allclose(m["before"]["fpr"], (before.sum(axis=0) - tp) / (n - per_class))
+    assert m["before"]["accuracy"] == pytest.approx(tp.sum() / n)
 
 
 def test_quick_run_thresholds_only_saw_calibration_data(quick_run, mnist_dir):
