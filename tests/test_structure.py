@@ -100,3 +100,12 @@ def test_selective_run_files_are_named_only_by_their_owner():
             if isinstance(node, ast.Constant) and node.value in ("split.json", "scores.npz"):
                 named.setdefault(node.value, set()).add(path)
     assert named == {"split.json": {owner}, "scores.npz": {owner}}
+
+
+def test_the_thresholds_file_is_named_once():
+    """``thresholds.json`` (one format for calibrate, selective and SelectiveClassifier) is named
+    by its format's owner alone."""
+    named = {path for path in SRC.rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Constant) and node.value == "thresholds.json"}
+    assert named == {SRC / "decisions" / "thresholds.py"}

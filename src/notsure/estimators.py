@@ -36,14 +36,13 @@ from notsure.decisions import (
     deployed_scores,
     min_negatives,
 )
-from notsure.decisions.thresholds import json_labels
+from notsure.decisions.thresholds import THRESHOLDS_FILE, json_labels
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
 from notsure.io.hashing import sha256_file
 
 MODEL_FORMAT = "notsure-selective-classifier/1"
 MODEL_FILE = "selective.json"
-THRESHOLDS_FILE = "thresholds.json"
 #: Probabilities are clipped here before the log (a probability of 0 keeps a finite score).
 _TINY = np.finfo(np.float64).tiny
 #: A class a fold model never saw scores this far below the row's lowest score.

@@ -14,6 +14,7 @@ from notsure.cli.options import (
     run_options,
 )
 from notsure.decisions.neyman_pearson import MEANING_TEXT, MEANINGS
+from notsure.decisions.rules import RULES
 
 _CONFIG = "notsure.jobs.selective:SelectiveConfig."
 
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_folds_option(p, _CONFIG + "folds", "cross-fitting folds")
     add_option(p, "--members", type=int, default_from=_CONFIG + "members",
                help="CNNs per fold; each fold's ensemble scores the images it held out")
-    add_option(p, "--strategy", choices=("routed", "min-fold", "min-member"),
+    add_option(p, "--strategy", choices=RULES,
                default_from=_CONFIG + "strategy",
                help="decision rule: routed = each image answered by one fold ensemble picked "
                     "by a hash of its pixels (calibrated exactly); min-fold / min-member = "

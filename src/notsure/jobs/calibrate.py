@@ -23,7 +23,7 @@ from notsure.decisions import (
     certificate_rows,
     min_negatives,
 )
-from notsure.decisions.thresholds import SCORE_KINDS
+from notsure.decisions.thresholds import SCORE_KINDS, THRESHOLDS_FILE
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_text
 from notsure.io.hashing import sha256_file
@@ -31,7 +31,6 @@ from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
 from notsure.reports import Report, fmt
 
-THRESHOLDS_FILE = "thresholds.json"
 CERTIFICATES_FILE = "certificates.csv"
 
 

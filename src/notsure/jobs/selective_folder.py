@@ -30,6 +30,7 @@ from notsure.data.splits import (
     load_split,
     save_split,
 )
+from notsure.decisions.thresholds import THRESHOLDS_FILE
 from notsure.errors import ConfigError, DataError
 from notsure.io.run_folder import MANIFEST, RunFolder
 from notsure.jobs.predictor import PREDICTOR_FILE, SelectivePredictor
@@ -38,7 +39,6 @@ SPLIT_FILE = "split.json"
 FOLDS_FILE = "folds.json"
 SCORES_FILE = "scores.npz"
 METRICS_FILE = "metrics.json"
-THRESHOLDS_FILE = "thresholds.json"
 
 
 # -- writing (by the selective job) -----------------------------------------------------------
