@@ -129,6 +129,11 @@ def test_predict_reproduces_the_runs_test_decisions(small_run, small_npz, tmp_pa
     (["--target-fpr", "1.5"], "--target-fpr must lie in"),
     (["--delta", "1"], "--delta must lie in"),
     (["--test-per-class", "500"], "--test-per-class"),
+    # 80 test negatives per class allow no false positive at 0.01, which 520 calibration
+    # negatives cannot make likely enough for every class at once
+    (["--test-per-class", "40", "--target-fpr", "0.01"],
+     "--fpr-meaning test-all: with --test-per-class 40 (80 test negatives per class, 0 false "
+     "positives allowed"),
 ])
 def test_bad_options_fail_cleanly_and_write_nothing(small_npz, tmp_path, capsys, args, message):
     out = tmp_path / "run"

@@ -149,10 +149,11 @@ def check_target_supported(config: SelectiveConfig, y_pool: np.ndarray, n_classe
         delta_c = class_delta(config.fpr_meaning, config.delta, n_classes)
         if allowed_exceedances_for_test(n_neg, config.target_fpr, delta_c, m) < 0:
             best = criterion_pass_probability(n_neg, 0, config.target_fpr, m)
+            allowed = int(np.floor(config.target_fpr * m + 1e-9))
             raise ConfigError(
                 f"--fpr-meaning {config.fpr_meaning}: with --test-per-class "
-                f"{config.test_per_class} ({m:,} test negatives per class, "
-                f"{int(np.floor(config.target_fpr * m + 1e-9))} false positives allowed) and "
+                f"{config.test_per_class} ({m:,} test negatives per class, {allowed} false "
+                f"positive{'' if allowed == 1 else 's'} allowed) and "
                 f"{n_neg:,} calibration negatives, even a threshold above every calibration "
                 f"negative passes a class with probability {best:.4f}, short of "
                 f"{1 - delta_c:.4f}; raise --delta, pick a --test-per-class that allows one more "
