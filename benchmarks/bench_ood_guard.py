@@ -19,7 +19,7 @@ import numpy as np
 from notsure import NOT_SURE
 from notsure.data.images import to_training_form
 from notsure.data.outliers import synthetic_outliers
-from notsure.jobs.selective_folder import SelectiveRun
+from notsure.deploy.folder import SelectiveRun
 
 
 def main() -> None:

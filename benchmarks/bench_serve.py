@@ -78,7 +78,7 @@ def env_for() -> dict:
 def startup(run: str, backend: str) -> tuple[float, float]:
     """Wall and CPU seconds for a fresh Python to import, load the run and decide one image."""
     code = ("import time; t=time.perf_counter(); import numpy as np;"
-            "from notsure.jobs.engine import Engine;"
+            "from notsure.deploy.engine import Engine;"
             f"e=Engine.load({run!r}, {backend!r}); e.predict(np.zeros((1,28,28),np.uint8));"
             "print(time.perf_counter()-t)")
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -98,7 +98,7 @@ def steady_rate(engine, x: np.ndarray) -> tuple[float, float]:
 
 
 def bench_backends(run: str, x: np.ndarray) -> dict:
-    from notsure.jobs.engine import Engine
+    from notsure.deploy.engine import Engine
 
     rows = {}
     for backend in ("onnx", "torch"):
@@ -109,7 +109,7 @@ def bench_backends(run: str, x: np.ndarray) -> dict:
             row[f"images_per_s_{threads}t"] = wall
             row[f"images_per_cpu_s_{threads}t"] = cpu
         rows[backend] = row
-    from notsure.jobs.predictor import SelectivePredictor
+    from notsure.deploy.predictor import SelectivePredictor
 
     p = SelectivePredictor.load(run)  # with its torch networks, to count their FLOPs
     flops = conv_flops(p.networks(), p.image_shape)

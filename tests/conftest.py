@@ -51,8 +51,8 @@ def tiny_run(tmp_path_factory) -> Path:
     import torch
 
     from notsure.decisions import ThresholdStrategy
+    from notsure.deploy.predictor import SelectivePredictor
     from notsure.io.run_folder import RunFolder
-    from notsure.jobs.predictor import SelectivePredictor
     from notsure.models.cnn import CNNConfig, build_model
 
     torch.manual_seed(0)

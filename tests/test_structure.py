@@ -86,14 +86,14 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycles_among_notsure_modules():
     graph = import_graph()
-    assert "notsure.jobs.predictor" in graph["notsure.jobs.selective_folder"]  # sanity
+    assert "notsure.deploy.predictor" in graph["notsure.deploy.folder"]  # sanity
     assert cycles(graph) == []
 
 
 def test_selective_run_files_are_named_only_by_their_owner():
     """The selective run's split and score files are named (as string constants) in one module
-    only; every other reader goes through :class:`notsure.jobs.selective_folder.SelectiveRun`."""
-    owner = SRC / "jobs" / "selective_folder.py"
+    only; every other reader goes through :class:`notsure.deploy.folder.SelectiveRun`."""
+    owner = SRC / "deploy" / "folder.py"
     named = {}
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

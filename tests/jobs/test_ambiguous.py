@@ -25,9 +25,9 @@ from notsure.data.exclusions import (
     write_exclusions,
 )
 from notsure.data.splits import load_split
+from notsure.deploy.predictor import SelectivePredictor
 from notsure.errors import DataError
 from notsure.jobs.ambiguous import count_out_of_sample, knn_opinions, scores_from_run
-from notsure.jobs.predictor import SelectivePredictor
 from notsure.models.predict import predict_logits
 
 N_FLIPS = 10

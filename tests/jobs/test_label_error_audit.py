@@ -4,7 +4,7 @@ import numpy as np
 
 from notsure.constants import NOT_SURE
 from notsure.decisions import logit_margins
-from notsure.jobs.predictor import Decisions
+from notsure.deploy.predictor import Decisions
 from notsure.jobs.selective import label_error_audit
 from notsure.models.cross_fit import CrossFit
 

@@ -64,7 +64,7 @@ def test_chunked_output_is_byte_identical_to_unchunked(tiny_run, tmp_path, monke
 
 def test_same_decisions_as_scoring_all_at_once(tiny_run, tmp_path):
     """Independent of the CSV writer: the rows hold the predictor's own decisions."""
-    from notsure.jobs.predictor import SelectivePredictor
+    from notsure.deploy.predictor import SelectivePredictor
 
     source = _inputs(tmp_path, 600)["npy"]
     out = tmp_path / "p.csv"
@@ -135,7 +135,7 @@ def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind, small):
 
 
 def test_pixel_checks_done_ahead_give_the_same_decisions(tiny_run):
-    from notsure.jobs.selective_folder import SelectiveRun
+    from notsure.deploy.folder import SelectiveRun
 
     predictor = SelectiveRun(tiny_run).predictor()
     x, _ = _images(300, 5)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from notsure.decisions import ThresholdStrategy, choose_thresholds, ensemble_margins
+from notsure.deploy.predictor import SelectivePredictor
 from notsure.io.run_folder import RunFolder
-from notsure.jobs.predictor import SelectivePredictor
 from notsure.models import CNNConfig, predict_logits
 from notsure.models.train import train_cnn
 

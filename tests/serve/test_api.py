@@ -14,8 +14,8 @@ pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from notsure.data.preprocess import to_mnist_form  # noqa: E402
-from notsure.jobs.engine import Engine, run_info  # noqa: E402
-from notsure.jobs.predictor import SelectivePredictor  # noqa: E402
+from notsure.deploy.engine import Engine, run_info  # noqa: E402
+from notsure.deploy.predictor import SelectivePredictor  # noqa: E402
 from notsure.serve.app import Limits, create_app  # noqa: E402
 
 MAX_BYTES, MAX_IMAGES = 300_000, 8

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
+from notsure.deploy.engine import Engine  # noqa: E402
 from notsure.errors import DataError  # noqa: E402
-from notsure.jobs.engine import Engine  # noqa: E402
 from notsure.serve.batching import Batcher  # noqa: E402
 
 

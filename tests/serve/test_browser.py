@@ -48,8 +48,8 @@ def server(tiny_run):
     pytest.importorskip("uvicorn")
     import uvicorn
 
-    from notsure.jobs.engine import Engine, run_info
-    from notsure.jobs.predictor import SelectivePredictor
+    from notsure.deploy.engine import Engine, run_info
+    from notsure.deploy.predictor import SelectivePredictor
     from notsure.serve.app import create_app
 
     engine = Engine.load(tiny_run)

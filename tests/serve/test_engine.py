@@ -12,8 +12,8 @@ import pytest
 from notsure import NOT_SURE
 from notsure.cli.main import main
 from notsure.data.idx import read_idx
+from notsure.deploy.engine import Engine, resolve_backend
 from notsure.errors import ConfigError
-from notsure.jobs.engine import Engine, resolve_backend
 
 pytest.importorskip("onnxruntime")
 
@@ -86,7 +86,7 @@ def test_stored_graphs_load_without_torch(tiny_run, tiny_images, tmp_path):
     assert doc["onnx_max_logit_gap_vs_torch"] < 1e-3
     x, _ = tiny_images
     np.save(tmp_path / "x.npy", x)
-    code = ("import sys, numpy as np; from notsure.jobs.engine import Engine;"
+    code = ("import sys, numpy as np; from notsure.deploy.engine import Engine;"
             f"e = Engine.load({str(tiny_run)!r}, 'auto');"
             f"d = e.predict(np.load({str(tmp_path / 'x.npy')!r}));"
             f"np.save({str(tmp_path / 'p.npy')!r}, d.prediction);"
@@ -114,8 +114,8 @@ def test_an_altered_stored_graph_is_refused(tiny_run, tmp_path):
 
 def test_a_run_without_stored_graphs_builds_them(tiny_run, tiny_images, tmp_path, monkeypatch):
     """Runs trained where ONNX was missing store no graph; the engine builds them at load."""
+    from notsure.deploy import predictor as predictor_module
     from notsure.io.run_folder import RunFolder
-    from notsure.jobs import predictor as predictor_module
 
     monkeypatch.setattr(predictor_module, "onnx_available", lambda: False)
     stored = predictor_module.SelectivePredictor.load(tiny_run)

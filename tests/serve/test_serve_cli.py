@@ -15,7 +15,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("onnxruntime")
 httpx = pytest.importorskip("httpx")
 
-from notsure.jobs.predictor import SelectivePredictor  # noqa: E402
+from notsure.deploy.predictor import SelectivePredictor  # noqa: E402
 
 
 def free_port() -> int:

@@ -35,13 +35,13 @@ from notsure.data import load
 from notsure.data.dataset import Dataset
 from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import Split, stratified_kfold
+from notsure.deploy.folder import FOLDS_FILE, SelectiveRun
 from notsure.errors import ConfigError, DataError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import progress
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.run_options import check_run_options
 from notsure.jobs.selective import check_cross_fit_options
-from notsure.jobs.selective_folder import FOLDS_FILE, SelectiveRun
 from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit

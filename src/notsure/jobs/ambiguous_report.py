@@ -13,6 +13,7 @@ import numpy as np
 from notsure.analysis.ambiguity import class_thresholds, confident_learning, least_confident
 from notsure.data.dataset import Dataset
 from notsure.data.exclusions import write_exclusions
+from notsure.deploy.folder import SelectiveRun
 from notsure.errors import ConfigError, DataError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
@@ -40,7 +41,6 @@ from notsure.jobs.ambiguous import (
 )
 from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.jobs.selective import SelectiveConfig
-from notsure.jobs.selective_folder import SelectiveRun
 from notsure.jobs.selective_run import run_selective
 from notsure.metrics import accuracy, mcnemar
 from notsure.reports import Report, fmt

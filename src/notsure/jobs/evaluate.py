@@ -15,11 +15,11 @@ import numpy as np
 
 from notsure.data.images import Images, read_images_for_prediction
 from notsure.data.splits import content_ids
+from notsure.deploy.engine import Engine
+from notsure.deploy.folder import SelectiveRun
 from notsure.errors import DataError, NotsureError
 from notsure.io.atomic import atomic_write_json, to_jsonable
-from notsure.jobs.engine import Engine
 from notsure.jobs.selective import evaluate
-from notsure.jobs.selective_folder import SelectiveRun
 from notsure.reports import fmt
 from notsure.reports.tables import render_table_markdown
 

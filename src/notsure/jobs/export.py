@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from notsure.deploy.engine import run_info
+from notsure.deploy.predictor import SelectivePredictor
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_bytes, atomic_write_json
 from notsure.io.hashing import sha256_file
-from notsure.jobs.engine import run_info
-from notsure.jobs.predictor import SelectivePredictor
 from notsure.models.onnx_session import onnx_available
 
 FORMATS = ("onnx",)

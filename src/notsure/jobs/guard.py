@@ -22,7 +22,7 @@ from notsure.decisions.ood import (
     fit_pixel_pca,
     keep_threshold,
 )
-from notsure.jobs.predictor import Decisions, SelectivePredictor
+from notsure.deploy.predictor import Decisions, SelectivePredictor
 from notsure.models.cross_fit import CrossFit
 
 #: Share of in-distribution out-of-fold images the guard keeps.

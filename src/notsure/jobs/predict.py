@@ -20,11 +20,11 @@ from notsure.data.images import input_kind, read_raw_images, to_training_form
 from notsure.data.load import detect_format
 from notsure.data.npy_files import iter_npy_images
 from notsure.data.parsing import check_same_length, labels_partner, to_pixels
+from notsure.deploy.engine import Engine
+from notsure.deploy.predictor import Decisions, SelectivePredictor
 from notsure.errors import DataError
 from notsure.io.atomic import atomic_path
 from notsure.io.progress import say
-from notsure.jobs.engine import Engine
-from notsure.jobs.predictor import Decisions, SelectivePredictor
 
 T = TypeVar("T")
 U = TypeVar("U")

@@ -47,11 +47,11 @@ from notsure.decisions import (
     route,
     score_kinds,
 )
+from notsure.deploy.predictor import Decisions, SelectivePredictor
 from notsure.errors import ConfigError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.hashing import sha256_file
 from notsure.jobs.guard import fit_guard, guard_summary
-from notsure.jobs.predictor import Decisions, SelectivePredictor
 from notsure.jobs.run_options import check_run_options
 from notsure.metrics import (
     accuracy,

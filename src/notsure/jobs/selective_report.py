@@ -15,10 +15,10 @@ from notsure.decisions import (
     certificate_rows,
     class_delta,
 )
+from notsure.deploy.folder import THRESHOLDS_FILE
 from notsure.io.run_folder import RunFolder
 from notsure.jobs.guard_report import write_guard_section
 from notsure.jobs.selective import SelectiveResult
-from notsure.jobs.selective_folder import THRESHOLDS_FILE
 from notsure.reports import Report, fmt
 from notsure.reports.figures import confusion_matrix_figure, curves_figure
 

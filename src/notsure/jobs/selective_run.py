@@ -1,6 +1,6 @@
 """The selective job's edge: :func:`run_selective` reads the input, runs the pure pipeline of
 :mod:`notsure.jobs.selective` and writes the run folder (its format:
-:mod:`notsure.jobs.selective_folder`) and the report (:mod:`notsure.jobs.selective_report`)."""
+:mod:`notsure.deploy.folder`) and the report (:mod:`notsure.jobs.selective_report`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 from notsure.data.splits import leakage_report, stratified_kfold, stratified_test_split
+from notsure.deploy.folder import THRESHOLDS_FILE, write_plan, write_scores
+from notsure.deploy.predictor import PREDICTOR_FILE
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
-from notsure.jobs.predictor import PREDICTOR_FILE
 from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.jobs.selective import (
     SelectiveConfig,
@@ -23,7 +24,6 @@ from notsure.jobs.selective import (
     measure_throughput,
     summary_line,
 )
-from notsure.jobs.selective_folder import THRESHOLDS_FILE, write_plan, write_scores
 from notsure.jobs.selective_report import write_outputs
 
 

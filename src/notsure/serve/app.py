@@ -1,7 +1,7 @@
 """The HTTP face of a selective run: a page to draw or drop digits and a JSON API.
 
 ``create_app(engine, info)`` builds a FastAPI app around an already loaded
-:class:`notsure.jobs.engine.Engine` (loaded once, at start-up). Every bad request gets a JSON
+:class:`notsure.deploy.engine.Engine` (loaded once, at start-up). Every bad request gets a JSON
 4xx ``{"error": "<one line>"}``; nothing a client sends produces a 500 or a traceback.
 """
 
@@ -24,8 +24,8 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from notsure.deploy.engine import Engine, reasons_of
 from notsure.errors import NotsureError
-from notsure.jobs.engine import Engine, reasons_of
 from notsure.models.runtime import resolve_threads
 from notsure.serve.batching import Batcher
 from notsure.serve.images import decode_image, json_images, to_model_input
@@ -107,7 +107,7 @@ PREDICT_BODY = {
 
 def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = None,
                workers: int | None = None) -> FastAPI:
-    """The app serving ``engine``; ``info`` is :func:`notsure.jobs.engine.run_info` of its run.
+    """The app serving ``engine``; ``info`` is :func:`notsure.deploy.engine.run_info` of its run.
     Concurrent requests are scored together by ``workers`` threads (default: one per core)."""
     limits = limits or Limits()
     shape = tuple(engine.predictor.image_shape)

@@ -17,8 +17,8 @@ import threading
 
 import numpy as np
 
-from notsure.jobs.engine import Engine
-from notsure.jobs.predictor import Decisions
+from notsure.deploy.engine import Engine
+from notsure.deploy.predictor import Decisions
 
 _STOP = None
 

@@ -27,7 +27,7 @@ def build_app(run_dir: str | Path, *, backend: str = "auto", max_bytes: int = 8 
     # spin and wait for the small per-request products (measured: +0.6 ms CPU per request).
     from threadpoolctl import threadpool_limits
 
-    from notsure.jobs.engine import Engine, run_info
+    from notsure.deploy.engine import Engine, run_info
     from notsure.serve.app import Limits, create_app
 
     threadpool_limits(1)
@@ -50,8 +50,8 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     t0 = time.perf_counter()
     import uvicorn
 
-    from notsure.jobs.engine import resolve_backend
-    from notsure.jobs.predictor import SelectivePredictor
+    from notsure.deploy.engine import resolve_backend
+    from notsure.deploy.predictor import SelectivePredictor
     from notsure.models.runtime import resolve_threads
 
     workers = resolve_threads(workers)

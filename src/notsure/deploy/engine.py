@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from notsure.constants import NOT_SURE
-from notsure.errors import ConfigError, DataError
-from notsure.jobs.predictor import (
+from notsure.deploy.folder import METRICS_FILE, THRESHOLDS_FILE, read_json
+from notsure.deploy.predictor import (
     PREDICTOR_FILE,
     Decisions,
     PixelChecks,
     SelectivePredictor,
 )
-from notsure.jobs.selective_folder import METRICS_FILE, THRESHOLDS_FILE, read_json
+from notsure.errors import ConfigError, DataError
 from notsure.models.onnx_session import onnx_available
 
 BACKENDS = ("auto", "onnx", "torch")

@@ -9,7 +9,7 @@ benchmarks) goes through :class:`SelectiveRun`, so the folder's format has one o
 - ``split.json``: the locked test split and the training pool (:mod:`notsure.data.splits`);
 - ``folds.json``: the cross-fitting fold of every pool position;
 - ``scores.npz``: every score behind the thresholds and the test decisions;
-- ``predictor.json`` + ``models/``: the deployed predictor (:mod:`notsure.jobs.predictor`);
+- ``predictor.json`` + ``models/``: the deployed predictor (:mod:`notsure.deploy.predictor`);
 - ``thresholds.json``, ``metrics.json``: the certificates and the measured figures.
 """
 
@@ -31,9 +31,9 @@ from notsure.data.splits import (
     save_split,
 )
 from notsure.decisions.thresholds import THRESHOLDS_FILE
+from notsure.deploy.predictor import PREDICTOR_FILE, SelectivePredictor
 from notsure.errors import ConfigError, DataError
 from notsure.io.run_folder import MANIFEST, RunFolder
-from notsure.jobs.predictor import PREDICTOR_FILE, SelectivePredictor
 
 SPLIT_FILE = "split.json"
 FOLDS_FILE = "folds.json"
