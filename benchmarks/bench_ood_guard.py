@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logsumexp
 
 from notsure import NOT_SURE
 from notsure.data.images import to_training_form
@@ -63,9 +64,8 @@ def main() -> None:
 def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
     """Scores from one ensemble's mean logits ``(N, C)``, higher = less like training: energy
     (minus the log-sum-exp of the logits) and one minus the top softmax probability."""
-    top = logits.max(axis=1, keepdims=True)
-    lse = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-    return {"energy": -lse, "1 - max softmax": 1 - np.exp(top[:, 0] - lse)}
+    lse = logsumexp(logits, axis=1)
+    return {"energy": -lse, "1 - max softmax": 1 - np.exp(logits.max(axis=1) - lse)}
 
 
 def compare_checks(folder: SelectiveRun, ds, predictor, outliers: dict, keep: float = 0.995

@@ -99,14 +99,9 @@ def job_config(config_cls: type, job: str, **options: Any) -> Any:
         for name, value in recorded.items():
             if name in fields and name not in EXECUTION_ONLY and name not in chosen:
                 # JSON stores tuples as lists: give a tuple field its tuple back
-                tuple_field = isinstance(default_of(config_cls, name), tuple) \
-                    if _has_default(fields[name]) else False
-                chosen[name] = tuple(value) if tuple_field and isinstance(value, list) else value
+                as_tuple = isinstance(fields[name].default, tuple) and isinstance(value, list)
+                chosen[name] = tuple(value) if as_tuple else value
     return config_cls(**chosen)
-
-
-def _has_default(f: dataclasses.Field) -> bool:
-    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def add_data_option(parser: argparse.ArgumentParser, help: str) -> None:

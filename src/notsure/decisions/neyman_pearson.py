@@ -63,6 +63,12 @@ def violation_probability(n: int, r: int, alpha: float) -> float:
     return float(stats.binom.cdf(r, n, alpha))
 
 
+def allowed_test_fp(alpha: float, m: int) -> int:
+    """False positives a test set with ``m`` negatives of a class may show and still have FPR
+    <= ``alpha``: floor(alpha * m) (with a little room for rounding, e.g. 0.00015 * 13,334)."""
+    return int(np.floor(alpha * m + 1e-9))
+
+
 def criterion_pass_probability(n: int, r: int, alpha: float, m: int) -> float:
     """P(a test set with ``m`` negatives shows at most floor(alpha * m) false positives) when the
     threshold lets ``r`` of ``n`` calibration negatives pass (Beta-binomial, exact for continuous
@@ -72,7 +78,7 @@ def criterion_pass_probability(n: int, r: int, alpha: float, m: int) -> float:
     r = min(max(r, 0), n - 1)
     from scipy import stats
 
-    return float(stats.betabinom.cdf(int(np.floor(alpha * m + 1e-9)), m, r + 1, n - r))
+    return float(stats.betabinom.cdf(allowed_test_fp(alpha, m), m, r + 1, n - r))
 
 
 def allowed_exceedances_for_test(n: int, alpha: float, delta: float, m: int) -> int:

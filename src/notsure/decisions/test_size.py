@@ -18,9 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from notsure.analysis.ambiguity import confident_learning
-from notsure.decisions.neyman_pearson import all_classes_pass_probability, choose_thresholds
+from notsure.decisions.neyman_pearson import (
+    all_classes_pass_probability,
+    allowed_test_fp,
+    choose_thresholds,
+)
 from notsure.decisions.strategy import ThresholdStrategy
 from notsure.errors import ConfigError
+from notsure.metrics import coverage, per_class_rates
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,8 @@ def simulate_test_sizes(scores: np.ndarray, rank: np.ndarray, y: np.ndarray,
             raise ConfigError(f"sizes: {size} per class leaves no calibration images of some "
                               "class; give sizes below the smallest class count")
         m = size * (n_classes - 1)
-        allowed = int(np.floor(target_fpr * m + 1e-9))
-        coverage, passed, estimate = [], [], []
+        allowed = allowed_test_fp(target_fpr, m)
+        covered, passed, estimate = [], [], []
         for _ in range(draws):
             test = np.concatenate([rng.choice(ix, size, replace=False) for ix in by_class])
             cal = np.ones(len(y), dtype=bool)
@@ -73,15 +78,13 @@ def simulate_test_sizes(scores: np.ndarray, rank: np.ndarray, y: np.ndarray,
             certs = choose_thresholds(scores[cal], y[cal], target_fpr, delta, meaning=meaning,
                                       test_negatives=m)
             pred = ThresholdStrategy.from_certificates(certs).decide(scores[test], rank[test])
-            answered = pred >= 0
-            wrong = answered & (pred != y[test])
-            fp = np.bincount(pred[wrong], minlength=n_classes)
-            coverage.append(answered.mean())
+            fp = per_class_rates(y[test], pred, np.arange(n_classes)).fp
+            covered.append(coverage(pred))
             passed.append(bool(np.all(fp <= allowed)))
             estimate.append(all_classes_pass_probability(
                 [c.test_pass_probability for c in certs]))
         out.append(SizeOutcome(size=int(size), allowed_fp=allowed,
-                               coverage=float(np.mean(coverage)),
+                               coverage=float(np.mean(covered)),
                                pass_rate=float(np.mean(passed)),
                                estimate=float(np.mean(estimate)), draws=draws))
     return out

@@ -38,6 +38,7 @@ from notsure.decisions import (
     all_classes_pass_probability,
     allowed_exceedances,
     allowed_exceedances_for_test,
+    allowed_test_fp,
     calibration_scores,
     certifiable_fpr,
     choose_thresholds,
@@ -149,7 +150,7 @@ def check_target_supported(config: SelectiveConfig, y_pool: np.ndarray, n_classe
         delta_c = class_delta(config.fpr_meaning, config.delta, n_classes)
         if allowed_exceedances_for_test(n_neg, config.target_fpr, delta_c, m) < 0:
             best = criterion_pass_probability(n_neg, 0, config.target_fpr, m)
-            allowed = int(np.floor(config.target_fpr * m + 1e-9))
+            allowed = allowed_test_fp(config.target_fpr, m)
             raise ConfigError(
                 f"--fpr-meaning {config.fpr_meaning}: with --test-per-class "
                 f"{config.test_per_class} ({m:,} test negatives per class, {allowed} false "

@@ -12,6 +12,7 @@ from notsure.constants import NOT_SURE
 from notsure.decisions import (
     RULE_TEXT,
     NeymanPearsonThresholds,
+    allowed_test_fp,
     certificate_rows,
     class_delta,
 )
@@ -314,7 +315,7 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         "and binomial tails keeps the rate bound for their average FPR when r <= n * target - 1 "
         f"({sum(c.mixture_bound_applies for c in certs)} of {len(certs)} classes satisfy it).")
     m_neg = certs[0].test_negatives
-    allowed = int(np.floor(cfg.target_fpr * m_neg + 1e-9))
+    allowed = allowed_test_fp(cfg.target_fpr, m_neg)
     at_target = float(stats.binom.sf(allowed, m_neg, cfg.target_fpr))
     rep.paragraph(
         "Probability that the test set shows every class at or below the target, from the "
