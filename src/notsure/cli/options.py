@@ -89,18 +89,13 @@ def job_config(config_cls: type, job: str, **options: Any) -> Any:
     chosen = given(**options)
     if chosen.get("resume") is not None:
         from notsure.errors import ConfigError
-        from notsure.io.run_folder import EXECUTION_ONLY, read_manifest
+        from notsure.io.run_folder import read_manifest, recorded_settings
 
         try:
             recorded = read_manifest(chosen["resume"], job).get("config") or {}
         except ConfigError as exc:
             raise ConfigError(f"--resume: {exc}") from None
-        fields = {f.name: f for f in dataclasses.fields(config_cls)}
-        for name, value in recorded.items():
-            if name in fields and name not in EXECUTION_ONLY and name not in chosen:
-                # JSON stores tuples as lists: give a tuple field its tuple back
-                as_tuple = isinstance(fields[name].default, tuple) and isinstance(value, list)
-                chosen[name] = tuple(value) if as_tuple else value
+        chosen = {**recorded_settings(config_cls, recorded), **chosen}
     return config_cls(**chosen)
 
 

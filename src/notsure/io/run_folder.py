@@ -223,6 +223,20 @@ class RunFolder:
         return atomic_write_text(self.file(name), buf.getvalue())
 
 
+def recorded_settings(config_cls: type, recorded: Mapping[str, Any],
+                      skip: Sequence[str] = EXECUTION_ONLY) -> dict[str, Any]:
+    """The settings a manifest recorded (``recorded``: its ``config``) that are fields of the
+    dataclass ``config_cls``, less ``skip``; tuple fields get their tuples back (JSON stores
+    lists)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    out = {}
+    for name, value in recorded.items():
+        if name in fields and name not in skip:
+            as_tuple = isinstance(fields[name].default, tuple) and isinstance(value, list)
+            out[name] = tuple(value) if as_tuple else value
+    return out
+
+
 def read_manifest(run_dir: str | os.PathLike[str], job: str | None = None) -> dict[str, Any]:
     """The manifest of the run in ``run_dir``; ConfigError unless it is a ``job`` run folder."""
     path = Path(run_dir) / MANIFEST

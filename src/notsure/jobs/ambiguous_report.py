@@ -3,7 +3,6 @@ it runs the pure pipeline of :mod:`notsure.jobs.ambiguous` into a run folder and
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from notsure.deploy.folder import SelectiveRun
 from notsure.errors import ConfigError, DataError
 from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
-from notsure.io.run_folder import EXECUTION_ONLY, RunFolder, read_manifest
+from notsure.io.run_folder import EXECUTION_ONLY, RunFolder, read_manifest, recorded_settings
 from notsure.jobs.ambiguous import (
     COLUMNS,
     ENSEMBLE,
@@ -416,10 +415,9 @@ def measure_config(config: AmbiguousConfig, run_manifest: dict | None) -> Select
     """The selective settings of the two measurement runs: the analysed run's recorded
     settings as a whole, else this job's own (the selective defaults for the rest); ``--epochs``
     overrides either, and this job's execution settings apply."""
-    fields = {f.name for f in dataclasses.fields(SelectiveConfig)}
     recorded = (run_manifest or {}).get("config")
     if recorded:
-        chosen = {k: v for k, v in recorded.items() if k in fields and k not in NOT_TAKEN_OVER}
+        chosen = recorded_settings(SelectiveConfig, recorded, NOT_TAKEN_OVER)
     else:
         chosen = {k: getattr(config, k) for k in OWN_SELECTIVE if getattr(config, k) is not None}
     if config.epochs is not None:
