@@ -12,8 +12,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from notsure.jobs.ambiguous import AmbiguousConfig
-from notsure.jobs.ambiguous_report import run_ambiguous
+from notsure.jobs.ambiguous.pipeline import AmbiguousConfig
+from notsure.jobs.ambiguous.run import run_ambiguous
 
 TARGET_S = 300.0
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from notsure.jobs import compare
+from notsure.jobs.compare import pipeline as compare
 from notsure.models import predict_logits, train_cnn
 from notsure.models.classical import pixel_features
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from notsure.analysis import embedding_cv, embedding_stats, knn
 from notsure.data.splits import stratified_kfold
-from notsure.jobs.embeddings import DEFAULT_FILE, EmbeddingsConfig, load_embeddings
-from notsure.jobs.embeddings_report import run_embeddings
+from notsure.jobs.embeddings.pipeline import DEFAULT_FILE, EmbeddingsConfig, load_embeddings
+from notsure.jobs.embeddings.run import run_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from notsure import NOT_SURE
 from notsure.data.images import to_training_form
 from notsure.data.outliers import synthetic_outliers
-from notsure.deploy.folder import SelectiveRun
+from notsure.deploy.selective_run import SelectiveRun
 
 
 def main() -> None:

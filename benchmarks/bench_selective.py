@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notsure.deploy.folder import SelectiveRun
+from notsure.deploy.selective_run import SelectiveRun
 
 
 def run_seed(seed: int, out: Path, extra: list[str]) -> Path:

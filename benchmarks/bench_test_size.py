@@ -18,7 +18,7 @@ import numpy as np
 from notsure.analysis.ambiguity import ensemble_probabilities
 from notsure.decisions import calibration_scores
 from notsure.decisions.test_size import simulate_test_sizes
-from notsure.deploy.folder import SelectiveRun
+from notsure.deploy.selective_run import SelectiveRun
 
 
 def main() -> None:

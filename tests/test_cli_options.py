@@ -40,13 +40,13 @@ def test_help_shows_every_default_taken_from_the_config_dataclass():
 
 
 def test_no_option_repeats_a_default_that_the_dataclass_owns():
-    from notsure.jobs.selective import SelectiveConfig
+    from notsure.jobs.selective.pipeline import SelectiveConfig
 
     for name, parser in subcommands(build_parser()):
         for action in parser._actions:
             if action.dest in ("target_fpr", "delta", "folds", "seed", "test_per_class"):
                 assert action.default in (None, argparse.SUPPRESS), f"{name} {action.dest}"
-    assert resolve_default("notsure.jobs.selective:SelectiveConfig.folds") == \
+    assert resolve_default("notsure.jobs.selective.pipeline:SelectiveConfig.folds") == \
         SelectiveConfig().folds
 
 

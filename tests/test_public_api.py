@@ -21,7 +21,7 @@ def test_import_notsure_loads_neither_torch_nor_scikit_learn():
 
 def test_public_names_resolve_to_their_modules():
     from notsure.decisions import NeymanPearsonThresholds, min_negatives
-    from notsure.estimators import SelectiveClassifier
+    from notsure.selective_classifier import SelectiveClassifier
 
     assert notsure.NeymanPearsonThresholds is NeymanPearsonThresholds
     assert notsure.SelectiveClassifier is SelectiveClassifier

@@ -86,26 +86,129 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycles_among_notsure_modules():
     graph = import_graph()
-    assert "notsure.deploy.predictor" in graph["notsure.deploy.folder"]  # sanity
+    assert "notsure.deploy.predictor" in graph["notsure.deploy.selective_run"]  # sanity
     assert cycles(graph) == []
 
 
-def test_selective_run_files_are_named_only_by_their_owner():
-    """The selective run's split and score files are named (as string constants) in one module
-    only; every other reader goes through :class:`notsure.deploy.folder.SelectiveRun`."""
-    owner = SRC / "deploy" / "folder.py"
-    named = {}
+#: The package's layers, lowest first. A module may import its own layer and the ones below it,
+#: never one above: the arrows of the import graph all point down.
+LAYERS = (
+    ("constants", "errors"),
+    ("io", "parallel"),
+    ("metrics", "data"),
+    ("analysis",),
+    ("decisions",),
+    ("models",),
+    ("reports",),
+    ("selective_classifier",),
+    ("deploy", "tracking"),
+    ("jobs",),
+    ("serve",),
+    ("cli", "__main__", ""),  # "": the package root, whose public names are imported lazily
+)
+JOB_PARTS = ("pipeline", "report", "run")
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def test_every_notsure_module_has_a_layer():
+    for module in import_graph():
+        layer_of(module)  # raises StopIteration for a module outside LAYERS
+
+
+def test_no_import_points_up_a_layer():
+    graph = import_graph()
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                    if layer_of(b) > layer_of(a))
+    assert upward == []
+
+
+def test_the_layer_check_sees_a_planted_upward_import():
+    assert layer_of("notsure.io.run_folder") < layer_of("notsure.deploy.predictor")
+    assert layer_of("notsure.serve.app") > layer_of("notsure.jobs.selective.run")
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_serve_reaches_no_job():
+    """The server runs a deployed run: nothing it imports, at any depth, is a job."""
+    graph = import_graph()
+    for module in (m for m in graph if m.startswith("notsure.serve")):
+        assert not [m for m in reachable(graph, module) if m.startswith("notsure.jobs")], module
+
+
+def test_every_job_has_a_pipeline_a_report_and_an_edge():
+    """``jobs/<job>/``: ``pipeline`` (pure: it never opens a run folder), ``report`` and ``run``
+    (the edge). Calibrate has no training pipeline: its computing is NeymanPearsonThresholds."""
+    graph = import_graph()
+    jobs = sorted({m.split(".")[2] for m in graph if m.count(".") >= 3
+                   and m.startswith("notsure.jobs.")})
+    assert jobs == ["ambiguous", "calibrate", "compare", "embeddings", "selective"]
+    for job in jobs:
+        parts = {m.split(".")[3] for m in graph if m.startswith(f"notsure.jobs.{job}.")}
+        expected = {"report", "run"} if job == "calibrate" else set(JOB_PARTS)
+        assert expected <= parts, job
+        pipeline = SRC / "jobs" / job / "pipeline.py"
+        if pipeline.exists():
+            names = {n.id for n in ast.walk(ast.parse(pipeline.read_text(encoding="utf-8")))
+                     if isinstance(n, ast.Name)}
+            assert not names & {"RunFolder", "open"}, pipeline
+
+
+def test_no_module_name_is_used_twice():
+    """One name, one module: only ``jobs/<job>/{pipeline,report,run}.py`` share their names,
+    as the parts every job has."""
+    seen: dict[str, list[str]] = {}
+    for path in SRC.rglob("*.py"):
+        job_part = path.parent.parent.name == "jobs" and path.stem in JOB_PARTS
+        if path.stem not in ("__init__", "__main__") and not job_part:
+            seen.setdefault(path.stem, []).append(str(path.relative_to(SRC)))
+    assert {k: v for k, v in seen.items() if len(v) > 1} == {}
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and node.value in ("split.json", "scores.npz"):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 80:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({n} lines)")
+    assert long == []
+
+
+def test_every_run_file_is_named_only_by_the_registry():
+    """Each file name of every folder format is a string constant in ``io/run_folder.py`` only,
+    where ``RUN_FILES`` gives its kind and version; every reader and writer imports it."""
+    from notsure.io.run_folder import RUN_FILES
+
+    owner = SRC / "io" / "run_folder.py"
+    named: dict[str, set[Path]] = {}
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in RUN_FILES:
                 named.setdefault(node.value, set()).add(path)
-    assert named == {"split.json": {owner}, "scores.npz": {owner}}
+    assert named == {name: {owner} for name in RUN_FILES}
+    tags = [f.tag for f in RUN_FILES.values()]
+    assert len(set(tags)) == len(tags) and all(t.startswith("notsure-") for t in tags)
 
 
-def test_the_thresholds_file_is_named_once():
-    """``thresholds.json`` (one format for calibrate, selective and SelectiveClassifier) is named
-    by its format's owner alone."""
-    named = {path for path in SRC.rglob("*.py")
-             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-             if isinstance(node, ast.Constant) and node.value == "thresholds.json"}
-    assert named == {SRC / "decisions" / "thresholds.py"}
+def test_a_run_records_the_format_tag_of_each_registered_file(tmp_path):
+    from notsure.io.run_folder import METRICS_FILE, RUN_FILES, RunFolder, read_manifest
+
+    with RunFolder("demo", tmp_path / "run", config={"a": 1}, seed=0) as run:
+        run.write_json(METRICS_FILE, {"x": 1})
+        run.write_text("notes.txt", "not a registered format")
+        run.finish()
+    formats = read_manifest(tmp_path / "run")["formats"]
+    assert formats == {METRICS_FILE: RUN_FILES[METRICS_FILE].tag}

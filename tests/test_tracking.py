@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
 from notsure.io.run_folder import RunFolder
+from notsure.models.checkpoints import CheckpointStore
 from notsure.parallel import DEFAULT_EXECUTOR
 from notsure.tracking import check_tracking, headline_metrics, log_run
 
@@ -82,7 +82,7 @@ def test_notsure_imports_parses_and_validates_without_mlflow_or_dask():
             "for name in ('mlflow', 'dask', 'distributed'): sys.modules[name] = None\n"
             "from notsure.cli.main import build_parser\n"
             "args = build_parser().parse_args(['selective', '--quick'])\n"
-            "from notsure.jobs.selective import SelectiveConfig\n"
+            "from notsure.jobs.selective.pipeline import SelectiveConfig\n"
             "config = SelectiveConfig(quick=True)\n"
             "config.validate()\n"
             "print(config.executor, args.mlflow)")

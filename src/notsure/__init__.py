@@ -9,18 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from notsure.constants import NOT_SURE, NOT_SURE_NAME
+from notsure.constants import NOT_SURE, NOT_SURE_NAME, VERSION
 from notsure.errors import NotsureError
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 #: Public names defined in submodules, imported when first accessed.
 _LAZY = {
     "NeymanPearsonThresholds": "notsure.decisions.thresholds",
     "min_negatives": "notsure.decisions.neyman_pearson",
-    "SelectiveClassifier": "notsure.estimators",
-    "CNNClassifier": "notsure.models.estimator",
+    "SelectiveClassifier": "notsure.selective_classifier",
+    "CNNClassifier": "notsure.models.cnn_classifier",
 }
 
 __all__ = ["NOT_SURE", "NOT_SURE_NAME", "NotsureError", "__version__", *_LAZY]

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
-from notsure.io.run_folder import read_manifest
+from notsure.io.run_folder import METRICS_FILE, SUMMARY_FILE, read_manifest
+from notsure.models.checkpoints import CheckpointStore
 
 #: ``--mlflow`` without a value: a SQLite store beside the default run folders.
 DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"
 #: Files whose numbers are a job's headline metrics, first found wins.
-METRIC_FILES = ("metrics.json", "summary.json")
+METRIC_FILES = (METRICS_FILE, SUMMARY_FILE)
 SKIPPED_FOLDERS = ("checkpoints",)  # resume state, not results
 _BATCH = 100  # MLflow accepts at most 100 params per batch
 

@@ -26,8 +26,8 @@ from PIL import Image
 
 from notsure.data import load
 from notsure.data.limits import Limits, use_limits
+from notsure.deploy.predict_files import iter_images
 from notsure.errors import NotsureError
-from notsure.jobs.predict import iter_images
 
 EXAMPLES = int(os.environ.get("NOTSURE_FUZZ_EXAMPLES", "150"))
 #: Low limits keep every generated input cheap; the limits themselves are tested elsewhere.

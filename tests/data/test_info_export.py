@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from notsure.data.csv_export import csv_labels, export_csv
 from notsure.data.dataset import Dataset
-from notsure.data.export import csv_labels, export_csv
 from notsure.data.info import dataset_info, duplicate_groups, format_info
 from notsure.errors import DataError
 

@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from notsure import NOT_SURE, NOT_SURE_NAME
 from notsure.decisions import ensemble_margins
 from notsure.errors import ConfigError, DataError
-from notsure.estimators import SelectiveClassifier
+from notsure.selective_classifier import SelectiveClassifier
 
 #: Checks that test what an abstaining classifier deliberately does not do.
 ABSTAINING = {

@@ -27,8 +27,9 @@ from notsure.data.exclusions import (
 from notsure.data.splits import load_split
 from notsure.deploy.predictor import SelectivePredictor
 from notsure.errors import DataError
-from notsure.jobs.ambiguous import count_out_of_sample, knn_opinions, scores_from_run
-from notsure.models.predict import predict_logits
+from notsure.jobs.ambiguous.pipeline import count_out_of_sample, knn_opinions
+from notsure.jobs.ambiguous.run import scores_from_run
+from notsure.models.inference import predict_logits
 
 N_FLIPS = 10
 TINY = ["--quick", "--quiet", "--folds", "2", "--epochs", "2"]

@@ -19,11 +19,12 @@ from notsure.data import load
 from notsure.data.letters import make_letters, save_letters
 from notsure.data.splits import find_duplicates_across, load_split
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
-from notsure.jobs import compare, compare_report
-from notsure.jobs.compare import CompareConfig
-from notsure.jobs.compare_report import run_compare
+from notsure.jobs.compare import pipeline as compare
+from notsure.jobs.compare import run as compare_run
+from notsure.jobs.compare.pipeline import CompareConfig
+from notsure.jobs.compare.run import run_compare
 from notsure.models import classical
+from notsure.models.checkpoints import CheckpointStore
 from notsure.models.classical import pixel_features
 
 #: 8 classes of 24-44 images and one single-image class, like the customer's smallest.
@@ -250,7 +251,7 @@ def test_duplicates_are_kept_on_one_side_of_the_split(planted, tmp_path):
 
 def test_overlap_with_the_test_split_is_refused(planted, tmp_path, monkeypatch):
     path, n_copies = planted
-    monkeypatch.setattr(compare_report, "leak_groups", lambda ds: None)  # split blind to duplicates
+    monkeypatch.setattr(compare_run, "leak_groups", lambda ds: None)  # split blind to duplicates
     out = run_compare(CompareConfig(data=str(path), out=str(tmp_path / "leak"), quick=True,
                                     quiet=True, models=("knn", "tree"), cv_folds=3, seed=3))
     ds = load(path)

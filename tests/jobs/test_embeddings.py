@@ -15,7 +15,7 @@ from notsure.cli.main import main
 from notsure.data.load import load
 from notsure.data.splits import stratified_kfold
 from notsure.errors import ConfigError, DataError
-from notsure.jobs.embeddings import EmbeddingsConfig, load_embeddings
+from notsure.jobs.embeddings.pipeline import EmbeddingsConfig, load_embeddings
 
 DIM = 24
 BIG_SUBJECT = ("B", "subj-b-0")  # syndrome, subject with several images
@@ -268,7 +268,7 @@ def test_cli_writes_report_metrics_manifest_and_figures(tmp_path):
     code = main(["embeddings", str(path), "--out", str(out), "--folds", "4",
                  "--inner-folds", "3", "--k-max", "9", "--seed", "3", "-q"])
     assert code == 0
-    for name in ("report.html", "report.md", "metrics.json", "manifest.json", "folds.json",
+    for name in ("report.html", "report.md", "metrics.json", "manifest.json", "subject_folds.json",
                  "predictions.csv", "oof_scores.npz", "tables/results.csv",
                  "tables/results.md", "tables/integrity.csv", "tables/k_curve.csv",
                  "figures/roc_macro.png", "figures/roc_per_class_cosine.png",
@@ -285,7 +285,7 @@ def test_cli_writes_report_metrics_manifest_and_figures(tmp_path):
     assert metrics["methods"]["cosine"]["mean"]["accuracy"] >= 0.95
     assert len(metrics["methods"]["cosine"]["chosen"]) == 4
     assert metrics["integrity"]["kept"]["images"] < metrics["integrity"]["found"]["images"]
-    folds = json.loads((out / "folds.json").read_text())
+    folds = json.loads((out / "subject_folds.json").read_text())
     fold, subjects = np.array(folds["fold"]), np.array(folds["subjects"])
     for subject in np.unique(subjects):
         assert len(set(fold[subjects == subject])) == 1

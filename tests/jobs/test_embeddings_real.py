@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, top_k_accuracy_score
 
 from notsure.data.load import load
-from notsure.jobs.embeddings import EmbeddingsConfig, load_embeddings
-from notsure.jobs.embeddings_report import run_embeddings
+from notsure.jobs.embeddings.pipeline import EmbeddingsConfig, load_embeddings
+from notsure.jobs.embeddings.run import run_embeddings
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_metrics_equal_sklearn_on_the_out_of_fold_scores(real_run):
 
 def test_no_subject_in_two_folds_and_results_near_the_published_figures(real_run):
     out, metrics, _ = real_run
-    folds = json.loads((out / "folds.json").read_text())
+    folds = json.loads((out / "subject_folds.json").read_text())
     fold, subjects = np.array(folds["fold"]), np.array(folds["subjects"])
     order = np.argsort(subjects, kind="stable")
     s, f = subjects[order], fold[order]

@@ -14,8 +14,8 @@ from notsure.cli.main import main
 from notsure.data import load
 from notsure.data.splits import load_split
 from notsure.deploy.engine import Engine
+from notsure.deploy.evaluate import EvaluateConfig, run_evaluate
 from notsure.deploy.predictor import SelectivePredictor
-from notsure.jobs.evaluate import EvaluateConfig, run_evaluate
 
 pytestmark = pytest.mark.slow  # one small selective run (~1 min on a busy 2-core machine)
 

@@ -5,7 +5,7 @@ import numpy as np
 from notsure.constants import NOT_SURE
 from notsure.decisions import logit_margins
 from notsure.deploy.predictor import Decisions
-from notsure.jobs.selective import label_error_audit
+from notsure.jobs.selective.pipeline import label_error_audit
 from notsure.models.cross_fit import CrossFit
 
 C, N, FOLDS, MEMBERS = 3, 600, 2, 2

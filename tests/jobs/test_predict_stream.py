@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from notsure.cli.main import main
-from notsure.jobs import predict
+from notsure.deploy import predict_files as predict
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -135,7 +135,7 @@ def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind, small):
 
 
 def test_pixel_checks_done_ahead_give_the_same_decisions(tiny_run):
-    from notsure.deploy.folder import SelectiveRun
+    from notsure.deploy.selective_run import SelectiveRun
 
     predictor = SelectiveRun(tiny_run).predictor()
     x, _ = _images(300, 5)

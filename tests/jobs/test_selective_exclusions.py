@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from test_selective import make_images
 
-import notsure.jobs.selective as selective
+import notsure.jobs.selective.pipeline as selective
 from notsure.cli.main import main
 from notsure.data import load
 from notsure.data.exclusions import write_exclusions
 from notsure.data.splits import load_split, stratified_test_split
 from notsure.errors import ConfigError
-from notsure.jobs.selective import SelectiveConfig
+from notsure.jobs.selective.pipeline import SelectiveConfig
 
 TINY = ["--quick", "--quiet", "--test-per-class", "20", "--folds", "2", "--epochs", "1",
         "--target-fpr", "0.05", "--delta", "0.2"]

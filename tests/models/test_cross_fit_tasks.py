@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
+from notsure.models.checkpoints import CheckpointStore
 from notsure.models.cross_fit import MemberTask, cross_fit, fold_seed, load_member
 from notsure.parallel import Execution
 

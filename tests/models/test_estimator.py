@@ -9,8 +9,8 @@ from scipy.special import log_softmax
 from notsure import NOT_SURE_NAME
 from notsure.decisions import logit_margins
 from notsure.errors import ConfigError, DataError
-from notsure.estimators import SelectiveClassifier
-from notsure.models.estimator import CNNClassifier
+from notsure.models.cnn_classifier import CNNClassifier
+from notsure.selective_classifier import SelectiveClassifier
 
 NAMES = np.array(["horizontal", "vertical", "square"])
 

@@ -14,8 +14,8 @@ from notsure.cli.options import (
     run_options,
 )
 
-_CONFIG = "notsure.jobs.ambiguous:AmbiguousConfig."
-_SELECTIVE = "notsure.jobs.selective:SelectiveConfig."  # --measure-exclusion without --run
+_CONFIG = "notsure.jobs.ambiguous.pipeline:AmbiguousConfig."
+_SELECTIVE = "notsure.jobs.selective.pipeline:SelectiveConfig."  # --measure-exclusion without --run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ambiguous(args: argparse.Namespace) -> int:
-    from notsure.jobs.ambiguous import AmbiguousConfig
-    from notsure.jobs.ambiguous_report import run_ambiguous
+    from notsure.jobs.ambiguous.pipeline import AmbiguousConfig
+    from notsure.jobs.ambiguous.run import run_ambiguous
 
     config = job_config(AmbiguousConfig, "ambiguous",
         run=args.run, scope=args.scope, data=args.data, format=args.format, out=args.out,

@@ -7,7 +7,7 @@ import argparse
 from notsure.cli.commands import add_command
 from notsure.cli.options import add_option, given
 
-_CONFIG = "notsure.jobs.calibrate:CalibrateConfig."
+_CONFIG = "notsure.jobs.calibrate.run:CalibrateConfig."
 
 _SCORES_HELP = ("a model's scores, one column per class: CSV (a header gives the class names), "
                 ".npy, or .npz (arrays 'scores' and optional 'classes')")
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from notsure.jobs.calibrate import CalibrateConfig, run_calibrate
+    from notsure.jobs.calibrate.run import CalibrateConfig, run_calibrate
 
     config = CalibrateConfig(**given(scores=args.scores, labels=args.labels, out=args.out,
                                      target_fpr=args.target_fpr, delta=args.delta,
@@ -62,7 +62,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
-    from notsure.jobs.calibrate import run_decide
+    from notsure.jobs.calibrate.run import run_decide
 
     print(run_decide(args.thresholds, args.scores, args.out))
     return 0

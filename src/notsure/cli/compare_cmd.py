@@ -16,7 +16,7 @@ from notsure.cli.options import (
     run_options,
 )
 
-_CONFIG = "notsure.jobs.compare:CompareConfig."
+_CONFIG = "notsure.jobs.compare.pipeline:CompareConfig."
 
 #: Shown in the help; ``CompareConfig.validate`` checks names against the job's own list, so the
 #: parser does not import scikit-learn and torch for every command.
@@ -75,8 +75,8 @@ def _cap(text: str) -> tuple[str, int]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from notsure.jobs.compare import CompareConfig
-    from notsure.jobs.compare_report import run_compare
+    from notsure.jobs.compare.pipeline import CompareConfig
+    from notsure.jobs.compare.run import run_compare
 
     config = job_config(CompareConfig, "compare",
         data=data_path(args), format=args.format, labels=args.labels, out=args.out, seed=args.seed,

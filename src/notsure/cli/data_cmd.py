@@ -105,7 +105,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from notsure.data.export import csv_labels, export_csv
+    from notsure.data.csv_export import csv_labels, export_csv
 
     ds = _load(args)
     if args.split:

@@ -16,7 +16,7 @@ from notsure.cli.options import (
     run_options,
 )
 
-_CONFIG = "notsure.jobs.embeddings:EmbeddingsConfig."
+_CONFIG = "notsure.jobs.embeddings.pipeline:EmbeddingsConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _embeddings(args: argparse.Namespace) -> int:
-    from notsure.jobs.embeddings import EmbeddingsConfig
-    from notsure.jobs.embeddings_report import run_embeddings
+    from notsure.jobs.embeddings.pipeline import EmbeddingsConfig
+    from notsure.jobs.embeddings.run import run_embeddings
 
     config = job_config(EmbeddingsConfig, "embeddings",
         path=data_path(args), out=args.out, seed=args.seed, n_folds=args.folds,

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from notsure.jobs.evaluate import (
+    from notsure.deploy.evaluate import (
         EvaluateConfig,
         format_evaluation,
         overlap_warning,

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from notsure.jobs.export import run_export
+    from notsure.deploy.export import run_export
 
     print(run_export(args.run_dir, args.format, args.out))
     return 0

@@ -16,7 +16,7 @@ from notsure.cli.options import (
 from notsure.decisions.neyman_pearson import MEANING_TEXT, MEANINGS
 from notsure.decisions.rules import RULES
 
-_CONFIG = "notsure.jobs.selective:SelectiveConfig."
+_CONFIG = "notsure.jobs.selective.pipeline:SelectiveConfig."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,8 +94,8 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
 def _selective(args: argparse.Namespace) -> int:
     from notsure.data.splits import TooFewForTest
     from notsure.errors import ConfigError
-    from notsure.jobs.selective import SelectiveConfig
-    from notsure.jobs.selective_run import run_selective
+    from notsure.jobs.selective.pipeline import SelectiveConfig
+    from notsure.jobs.selective.run import run_selective
 
     config = job_config(SelectiveConfig, "selective",
         data=args.data, format=args.format, out=args.out, seed=args.seed,
@@ -115,7 +115,7 @@ def _selective(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from notsure.jobs.predict import PredictConfig, run_predict
+    from notsure.deploy.predict_files import PredictConfig, run_predict
 
     out = run_predict(PredictConfig(run_dir=args.run_dir, input=args.input, format=args.format,
                                     out=args.out, quiet=args.quiet, scale=args.scale,

@@ -34,7 +34,6 @@ from notsure.io.atomic import atomic_write_json, to_jsonable
 #: The format tag of a saved thresholds file.
 THRESHOLDS_FORMAT = "notsure-thresholds/1"
 #: Its name in a folder (a calibrate run, a selective run, a saved SelectiveClassifier).
-THRESHOLDS_FILE = "thresholds.json"
 SCORE_KINDS = ("auto", "logits", "probabilities")
 #: Probabilities are clipped here before the log, so a probability of 0 has a finite margin.
 _TINY = np.finfo(np.float64).tiny

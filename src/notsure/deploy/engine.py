@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from notsure.constants import NOT_SURE
-from notsure.deploy.folder import METRICS_FILE, THRESHOLDS_FILE, read_json
 from notsure.deploy.predictor import (
     PREDICTOR_FILE,
     Decisions,
     PixelChecks,
     SelectivePredictor,
 )
+from notsure.deploy.selective_run import METRICS_FILE, THRESHOLDS_FILE, read_json
 from notsure.errors import ConfigError, DataError
 from notsure.models.onnx_session import onnx_available
 
@@ -77,7 +77,7 @@ class Engine:
                           for k in range(p.n_folds)]
             self._onnx = [OnnxEnsemble(g, threads=self.threads) for g in graphs]
         elif self.backend == "torch":
-            from notsure.models.predict import prepare_for_inference
+            from notsure.models.inference import prepare_for_inference
 
             self._ready = [prepare_for_inference(m) for m in p.models]
         else:
@@ -92,7 +92,7 @@ class Engine:
                      for k in range(members.start // per_fold, members.stop // per_fold)]
             logits = np.concatenate([z for z, _ in parts])
             return logits, (np.concatenate([f for _, f in parts]) if guarded else None)
-        from notsure.models.predict import predict_logits
+        from notsure.models.inference import predict_logits
 
         out = predict_logits(self._ready[members.start:members.stop], x,
                              precision=self.predictor.precision, threads=self.threads,

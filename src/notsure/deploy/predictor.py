@@ -34,7 +34,7 @@ from notsure.decisions import (
 from notsure.decisions.ood import OODGuard
 from notsure.errors import ConfigError, DataError
 from notsure.io.hashing import sha256_file
-from notsure.io.run_folder import RunFolder, check_sealed
+from notsure.io.run_folder import MANIFEST, PREDICTOR_FILE, RunFolder, check_sealed
 from notsure.models.onnx_session import onnx_available
 from notsure.models.runtime import default_precision, model_paths, read_model_header
 
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 #: ``scorer(members, images) -> (logits (M, N, C), features (M, N, F) or None)``
 Scorer = Callable[[range, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
-PREDICTOR_FILE = "predictor.json"
 PREDICTOR_FORMAT = "notsure-selective-predictor/2"
 OLD_FORMAT = "notsure-selective-predictor/1"  # one member per fold, min-member rule
 REASONS = ("answered", "below_threshold", "out_of_distribution")
@@ -223,7 +222,7 @@ class SelectivePredictor:
             )
         guarded = self.guard is not None
         if scorer is None:
-            from notsure.models.predict import predict_logits
+            from notsure.models.inference import predict_logits
 
             def scorer(members: range, images: np.ndarray) -> tuple:
                 out = predict_logits(self.networks()[members.start:members.stop], images,
@@ -403,7 +402,7 @@ def _read_graphs(run_dir: Path, doc: dict) -> list[bytes] | None:
 
 def _require_complete(run_dir: Path) -> None:
     """Refuse a run folder that did not complete, or whose predictor file changed since."""
-    if (run_dir / "manifest.json").is_file():  # else a bare predictor folder, no run around it
+    if (run_dir / MANIFEST).is_file():  # else a bare predictor folder, no run around it
         check_sealed(run_dir, PREDICTOR_FILE)
 
 

@@ -26,7 +26,65 @@ from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
 from notsure.io.hashing import sha256_file
 
+
+@dataclasses.dataclass(frozen=True)
+class RunFile:
+    """A file a run folder (or a saved model folder) holds: its name, and the kind and version
+    of its format. The manifest records the tag of every such file a run wrote."""
+
+    name: str
+    kind: str
+    version: int
+    what: str
+
+    @property
+    def tag(self) -> str:
+        return f"notsure-{self.kind}/{self.version}"
+
+
+# Every file name of every folder format is named here, and only here: readers and writers
+# import these constants. Formats that carry their own tag (thresholds, predictor) have the same.
 MANIFEST = "manifest.json"
+METRICS_FILE = "metrics.json"
+SUMMARY_FILE = "summary.json"
+SPLIT_FILE = "split.json"
+FOLDS_FILE = "folds.json"
+SUBJECT_FOLDS_FILE = "subject_folds.json"
+SCORES_FILE = "scores.npz"
+OOF_SCORES_FILE = "oof_scores.npz"
+PREDICTIONS_FILE = "predictions.csv"
+THRESHOLDS_FILE = "thresholds.json"
+CERTIFICATES_FILE = "certificates.csv"
+PREDICTOR_FILE = "predictor.json"
+EXCLUSIONS_FILE = "exclusions.csv"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+CHECKPOINT_DONE = "done.json"
+ESTIMATOR_FILE = "selective.json"
+ONNX_MODEL_FILE = "ensemble.onnx"
+DECISION_FILE = "decision.json"
+
+RUN_FILES: dict[str, RunFile] = {f.name: f for f in (
+    RunFile(MANIFEST, "manifest", 1, "settings, data provenance, timings, status (every job)"),
+    RunFile(METRICS_FILE, "metrics", 1, "the measured figures (selective, compare, embeddings)"),
+    RunFile(SUMMARY_FILE, "ambiguity-summary", 1, "counts and top images (ambiguous)"),
+    RunFile(SPLIT_FILE, "split", 1, "the locked test split and the training pool"),
+    RunFile(FOLDS_FILE, "cross-fit-folds", 1, "the cross-fitting fold of every pool position"),
+    RunFile(SUBJECT_FOLDS_FILE, "subject-folds", 1, "image ids, subjects and outer folds"),
+    RunFile(SCORES_FILE, "selective-scores", 1, "every score behind thresholds and decisions"),
+    RunFile(OOF_SCORES_FILE, "embedding-scores", 1, "out-of-fold k-NN scores (embeddings)"),
+    RunFile(PREDICTIONS_FILE, "embedding-predictions", 1, "out-of-fold predictions as CSV"),
+    RunFile(THRESHOLDS_FILE, "thresholds", 1, "certified per-class thresholds"),
+    RunFile(CERTIFICATES_FILE, "certificates", 1, "one row per class certificate (calibrate)"),
+    RunFile(PREDICTOR_FILE, "selective-predictor", 2, "the deployed ensemble, rule and guard"),
+    RunFile(EXCLUSIONS_FILE, "exclusions", 1, "suspected label errors to drop or relabel"),
+    RunFile(REPORT_HTML, "report-html", 1, "the self-contained report"),
+    RunFile(REPORT_MD, "report-md", 1, "the report as Markdown"),
+    RunFile(CHECKPOINT_DONE, "checkpoints", 1, "finished tasks of a resumable run"),
+    RunFile(ESTIMATOR_FILE, "selective-classifier", 1, "a saved SelectiveClassifier"),
+    RunFile(ONNX_MODEL_FILE, "onnx-ensemble", 1, "the exported ensemble graph"),
+    RunFile(DECISION_FILE, "onnx-decision", 1, "the exported decision rule"),
+)}
 #: Settings that say where and how a run executes, not what it computes: a resumed run may
 #: change them.
 EXECUTION_ONLY = ("out", "quiet", "resume", "executor", "workers", "scheduler", "mlflow")
@@ -197,6 +255,8 @@ class RunFolder:
         rel = str(path.relative_to(self.path))
         if rel not in self.manifest["artifacts"]:
             self.manifest["artifacts"].append(rel)
+        if rel in RUN_FILES:
+            self.manifest.setdefault("formats", {})[rel] = RUN_FILES[rel].tag
         return path
 
     @contextlib.contextmanager

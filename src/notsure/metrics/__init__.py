@@ -6,6 +6,7 @@ FPR) and counts as wrong in :func:`accuracy`. Bad input raises
 :class:`notsure.errors.ConfigError` naming the argument and its shape or value.
 """
 
+from notsure.metrics.classification import classification_report, selective_metrics
 from notsure.metrics.counts import (
     ClassRates,
     accuracy,
@@ -25,8 +26,7 @@ from notsure.metrics.ranking import (
     roc_curve,
     top_k_accuracy,
 )
-from notsure.metrics.report import classification_report
-from notsure.metrics.selective import (
+from notsure.metrics.risk_coverage import (
     RiskCoverage,
     aurc,
     coverage,
@@ -54,6 +54,7 @@ __all__ = [
     "precision_recall_f1",
     "risk_coverage_curve",
     "roc_auc",
+    "selective_metrics",
     "roc_auc_ovr",
     "roc_curve",
     "selective_accuracy",

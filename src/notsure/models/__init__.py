@@ -13,7 +13,7 @@ _WHERE = {
     "CNNConfig": "cnn",
     "ConvNet": "cnn",
     "build_model": "cnn",
-    "predict_logits": "predict",
+    "predict_logits": "inference",
     "StoredModel": "store",
     "load_model": "store",
     "save_model": "store",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
+from notsure.models.checkpoints import CheckpointStore
 from notsure.models.cnn import CNNConfig, resolve_threads
-from notsure.models.predict import predict_logits
+from notsure.models.inference import predict_logits
 from notsure.models.train import TrainResult, train_cnn
 from notsure.parallel import Execution, run_tasks
 

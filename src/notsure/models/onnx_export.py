@@ -18,8 +18,8 @@ from torch import nn
 
 from notsure.errors import ConfigError, DataError
 from notsure.models.cnn import ConvNet
+from notsure.models.inference import predict_logits, prepare_for_inference
 from notsure.models.onnx_session import FEATURES, INPUT, OUTPUT, OnnxEnsemble
-from notsure.models.predict import predict_logits, prepare_for_inference
 
 OPSET = 17
 #: Largest logit difference allowed between ONNX Runtime and torch when a graph is checked.

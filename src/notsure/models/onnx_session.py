@@ -25,7 +25,7 @@ def onnx_available() -> bool:
 class OnnxEnsemble:
     """Runs an ensemble graph on ONNX Runtime: ``logits(x)`` returns ``(K, N, C)`` float32.
 
-    Like :func:`notsure.models.predict.predict_logits`, ``threads`` workers each take whole
+    Like :func:`notsure.models.inference.predict_logits`, ``threads`` workers each take whole
     batches with one ONNX Runtime thread, so workers never wait on each other.
     """
 

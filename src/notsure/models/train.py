@@ -15,7 +15,7 @@ from notsure.errors import DataError
 from notsure.io.progress import progress
 from notsure.models.augment import random_affine
 from notsure.models.cnn import CNNConfig, ConvNet, build_model, torch_threads
-from notsure.models.predict import check_images, predict_logits
+from notsure.models.inference import check_images, predict_logits
 
 
 @dataclass

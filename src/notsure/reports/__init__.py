@@ -6,7 +6,7 @@ matplotlib's Agg backend, so jobs never need a display.
 """
 
 from notsure.reports import fmt
-from notsure.reports.report import Report
+from notsure.reports.document import Report
 from notsure.reports.tables import render_table_html, render_table_markdown
 
 __all__ = ["Report", "fmt", "render_table_html", "render_table_markdown"]

@@ -128,3 +128,25 @@ def render_table_html(
         parts.append(f"<tr>{tds}</tr>")
     parts.append("</tbody></table>")
     return "\n".join(parts)
+
+
+def rates_rows(m: dict, class_names: tuple[str, ...], target: float | None = None) -> list[dict]:
+    """One row per class: counts, FPR and TPR with their 95% Clopper-Pearson intervals."""
+    rows = []
+    for c, name in enumerate(class_names):
+        row = {
+            "class": name, "support": m["support"][c], "tp": m["tp"][c], "fp": m["fp"][c],
+            "fn": m["fn"][c], "tn": m["tn"][c],
+            "fpr": m["fpr"][c], "fpr_lo": m["fpr_ci"][c, 0], "fpr_hi": m["fpr_ci"][c, 1],
+            "tpr": m["tpr"][c], "tpr_lo": m["tpr_ci"][c, 0], "tpr_hi": m["tpr_ci"][c, 1],
+        }
+        if target is not None:
+            row["fpr_at_most_target"] = "yes" if m["fpr"][c] <= target else "NO"
+        rows.append(row)
+    return rows
+
+
+def cm_rows(cm: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
+    columns = list(class_names) + (["not_sure"] if cm.shape[1] > len(class_names) else [])
+    return [{"true": name, **{col: int(v) for col, v in zip(columns, cm[i], strict=True)}}
+            for i, name in enumerate(class_names)]

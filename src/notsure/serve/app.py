@@ -28,7 +28,7 @@ from notsure.deploy.engine import Engine, reasons_of
 from notsure.errors import NotsureError
 from notsure.models.runtime import resolve_threads
 from notsure.serve.batching import Batcher
-from notsure.serve.images import decode_image, json_images, to_model_input
+from notsure.serve.uploads import decode_image, json_images, to_model_input
 
 log = logging.getLogger("notsure.serve")
 NOT_SURE_LABEL = "not_sure"

@@ -27,7 +27,6 @@ from notsure.analysis.ambiguity import (
     entropy,
     label_error_candidates,
     least_confident,
-    member_agreement,
     most_confident_wrong,
     top2_margin,
 )
@@ -35,19 +34,15 @@ from notsure.data import load
 from notsure.data.dataset import Dataset
 from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import Split, stratified_kfold
-from notsure.deploy.folder import FOLDS_FILE, SelectiveRun
 from notsure.errors import ConfigError, DataError
-from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import progress
-from notsure.io.run_folder import RunFolder
 from notsure.jobs.run_options import check_run_options
-from notsure.jobs.selective import check_cross_fit_options
+from notsure.jobs.selective.pipeline import check_cross_fit_options
+from notsure.models.checkpoints import CheckpointStore
 from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit
-from notsure.models.predict import predict_logits
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of
-from notsure.reports.report import png_bytes
 
 #: Id prefixes of a dataset's official test part, analysed by default.
 TEST_PARTS = ("t10k", "test")
@@ -201,44 +196,6 @@ def file_index(ds: Dataset, positions: np.ndarray) -> tuple[np.ndarray, bool]:
 
 # -- scoring ----------------------------------------------------------------------------------
 
-def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Split]:
-    """Score every image the run holds with run models that never trained on it.
-
-    Images in the run's test split: the whole ensemble. Images in its training pool: the fold
-    model that held them out (``oof_logits`` of ``scores.npz``, or recomputed from that model).
-    """
-    folder = SelectiveRun(run_dir)
-    predictor = folder.predictor()
-    split = folder.split(len(ds))
-    pool_fold = folder.pool_folds(split)
-    k = predictor.n_folds
-    if pool_fold.min() < 0 or pool_fold.max() >= k:
-        raise DataError(f"{run_dir / FOLDS_FILE}: folds must lie in 0..{k - 1} (one per fold)")
-    stored = folder.scores(split, pool_fold)
-    if stored is not None:
-        member, oof = stored["test_member_logits"], stored["oof_logits"]
-    else:
-        member = predict_logits(predictor.models, ds.x[split.test],
-                                precision=predictor.precision, quiet=quiet)
-        oof = np.empty((len(split.train), ds.n_classes), dtype=np.float32)
-        for j in range(k):
-            rows = np.flatnonzero(pool_fold == j)
-            oof[rows] = predict_logits(predictor.fold_models(j), ds.x[split.train[rows]],
-                                       precision=predictor.precision, quiet=quiet).mean(axis=0)
-    n_test, n_pool = len(split.test), len(split.train)
-    probs = np.concatenate([ensemble_probabilities(member), ensemble_probabilities(oof[None])])
-    trained_on = {j: split.train[pool_fold != j] for j in range(k)}
-    trained_on[-1] = split.train
-    scores = Scores(
-        positions=np.concatenate([split.test, split.train]), probs=probs,
-        source=np.array([ENSEMBLE] * n_test + [OUT_OF_FOLD] * n_pool),
-        scorer=np.concatenate([np.full(n_test, -1), pool_fold]),
-        n_members=np.concatenate([np.full(n_test, len(predictor.models)),
-                                  np.full(n_pool, predictor.members, np.int64)]),
-        agreement=np.concatenate([member_agreement(member, probs[:n_test].argmax(axis=1)),
-                                  np.full(n_pool, np.nan)]),
-        trained_on=trained_on)
-    return scores, split
 
 
 def scores_by_cross_fit(ds: Dataset, config: AmbiguousConfig, cnn: CNNConfig,
@@ -381,25 +338,5 @@ def rank_tables(ds: Dataset, scores: Scores, index: np.ndarray, top: int,
 # -- the job ----------------------------------------------------------------------------------
 
 
-def write_images(run: RunFolder, ds: Dataset, scores: Scores, index: np.ndarray,
-                 tables: dict[str, list[dict]]) -> list[Path]:
-    """``imgs/<index>.png`` (upscaled, nearest) for every image listed in any ranking."""
-    where = {int(i): int(p) for i, p in zip(index, scores.positions, strict=True)}
-    listed = sorted({int(r["index"]) for rows in tables.values() for r in rows})
-    paths = []
-    for i in listed:
-        with run.atomic(f"imgs/{i}.png") as tmp:
-            tmp.write_bytes(png_bytes(np.asarray(ds.x[where[i]]), IMAGE_SCALE))
-        paths.append(run.file(f"imgs/{i}.png"))
-    return paths
 
 
-def summary_line(result: AmbiguousResult, path: Path) -> str:
-    """One line for the terminal: the counts of each list and where the report is."""
-    t = result.tables
-    n_flagged = sum(1 for r in t["suspected_label_errors"] if r["cl_flagged"])
-    return (f"analysed {len(result.scores.positions):,} images: "
-            f"{len(t['most_confident_wrong'])} wrong, "
-            f"{n_flagged} flagged label errors "
-            f"({len(t['suspected_label_errors'])} candidates); "
-            f"report: {path / 'report.html'}")

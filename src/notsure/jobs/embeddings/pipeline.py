@@ -222,8 +222,3 @@ def check_k_max(ds: Dataset, plan: KFoldPlan, config: EmbeddingsConfig) -> None:
                           f"{config.n_folds} x {config.inner_folds} folds; use at most {bound}")
 
 
-def summary_line(result: EmbeddingsResult, path: Path) -> str:
-    """One line for the terminal: nested accuracy and macro F1 of each method."""
-    parts = [f"{m.label}: accuracy {m.mean('accuracy'):.3f}, macro F1 {m.mean('macro_f1'):.3f}"
-             for m in result.methods.values()]
-    return "; ".join(parts) + f". Report: {path / 'report.html'}"

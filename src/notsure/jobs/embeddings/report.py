@@ -1,40 +1,22 @@
-"""Outputs of the embeddings job: report (five sections whose sentences come from the computed
-results), tables as CSV and Markdown, figures, ``metrics.json`` and the out-of-fold predictions.
-:func:`run_embeddings`, the job's edge, runs the pure pipeline of :mod:`notsure.jobs.embeddings`
-into a run folder and writes them.
+"""The embeddings job's report (five sections whose sentences come from the computed results),
+its tables as CSV and Markdown, its figures, and the ``metrics.json`` document.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from notsure.analysis import embedding_cv, knn
 from notsure.analysis.embedding_cv import CRITERION, METRIC_NAMES, vote_ties
-from notsure.data.splits import stratified_kfold
-from notsure.io.hashing import sha256_file
-from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
-from notsure.jobs.embeddings import (
+from notsure.jobs.embeddings.pipeline import (
     DISTANCE_NAMES,
-    EmbeddingsConfig,
     EmbeddingsResult,
     Method,
-    check_k_max,
-    default_path,
-    evaluate_baseline,
-    evaluate_knn,
-    load_embeddings,
-    statistics,
-    summary_line,
-    tsne_maps,
 )
-from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.metrics import confusion_matrix
 from notsure.reports import Report, fmt, render_table_markdown
 from notsure.reports import figures as figs
@@ -571,6 +553,22 @@ def _closing_note(report: Report, result: EmbeddingsResult) -> None:
     _table(report, rows, "summary", "Results for both distances and the baseline")
 
 
+def write_report(run: RunFolder, result: EmbeddingsResult) -> None:
+    """The report: methodology, results, analysis, challenges, recommendations, closing note."""
+    report = Report("Syndrome embeddings: k-NN with cosine and Euclidean distance", run,
+                    subtitle=f"{fmt.count(len(result.dataset))} images, "
+                             f"{result.config.n_folds}-fold subject-grouped nested "
+                             "cross-validation")
+    _methodology(report, result)
+    _results(report, result)
+    _analysis(report, result)
+    _challenges(report, result)
+    _recommendations(report, result)
+    _closing_note(report, result)
+    report.run_summary()
+    report.write()
+
+
 def metrics_document(result: EmbeddingsResult) -> dict[str, Any]:
     """Everything measured, as plain JSON values."""
     ds = result.dataset
@@ -619,101 +617,7 @@ def metrics_document(result: EmbeddingsResult) -> dict[str, Any]:
     }
 
 
-def write_predictions(run: RunFolder, result: EmbeddingsResult) -> None:
-    """Out-of-fold predictions as CSV (for people) and scores as ``oof_scores.npz``."""
-    ds = result.dataset
-    names = np.asarray(ds.class_names)
-    fold = result.methods["cosine"].cv.fold
-    rows = []
-    for i in range(len(ds)):
-        row: dict[str, Any] = {"image": ds.ids[i], "subject": ds.groups[i],
-                               "syndrome": names[ds.y[i]],
-                               "fold": int(fold[i]) + 1 if fold[i] >= 0 else ""}
-        for key, m in result.methods.items():
-            row[f"{key} prediction"] = names[m.cv.pred[i]] if m.cv.pred[i] >= 0 else ""
-            row[f"{key} score of true syndrome"] = float(m.cv.scores[i, ds.y[i]])
-        rows.append(row)
-    run.write_csv("predictions.csv", rows)
-    arrays = {"y": ds.y, "class_names": names, "ids": ds.ids.astype(str),
-              "fold": result.methods["cosine"].cv.fold}
-    for key, m in result.methods.items():
-        arrays[f"{key}_scores"] = m.cv.scores
-        arrays[f"{key}_pred"] = m.cv.pred
-    with run.atomic("oof_scores.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
 
 
-def write_outputs(run: RunFolder, result: EmbeddingsResult) -> None:
-    """Write the report, tables, figures, ``metrics.json`` and the predictions."""
-    report = Report("Syndrome embeddings: k-NN with cosine and Euclidean distance", run,
-                    subtitle=f"{fmt.count(len(result.dataset))} images, "
-                             f"{result.config.n_folds}-fold subject-grouped nested "
-                             "cross-validation")
-    _methodology(report, result)
-    _results(report, result)
-    _analysis(report, result)
-    _challenges(report, result)
-    _recommendations(report, result)
-    _closing_note(report, result)
-    report.run_summary()
-    run.write_json("metrics.json", metrics_document(result))
-    write_predictions(run, result)
-    report.write()
 
 
-def run_embeddings(config: EmbeddingsConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole job and return the run folder."""
-    config.validate()
-    quiet = config.quiet
-    path = Path(config.path) if config.path is not None else default_path()
-    # Input is read and the folds drawn before the run folder exists: bad input writes nothing.
-    t0 = time.perf_counter()
-    ds, integrity = load_embeddings(path, config.dim)
-    sha = sha256_file(path)
-    t_load = time.perf_counter() - t0
-    say(f"loaded {len(ds):,} vectors of length {ds.shape[0]} in {ds.n_classes} syndromes, "
-        f"{len(np.unique(ds.groups)):,} subjects from {path} "
-        f"({len(integrity.dropped)} dropped by the integrity checks)", quiet=quiet)
-    t0 = time.perf_counter()
-    plan = stratified_kfold(ds.y, config.n_folds, config.seed, groups=ds.groups)
-    check_k_max(ds, plan, config)
-    t_split = time.perf_counter() - t0
-
-    with RunFolder("embeddings", config.out, config=config, seed=config.seed, argv=argv) as run:
-        run.record_timing("load_and_integrity", t_load)
-        run.record_timing("folds", t_split)
-        run.record_data("embeddings", {"source": str(path), "sha256": sha, "format": ds.format,
-                                       "fingerprint": ds.fingerprint, "n": len(ds),
-                                       "dim": ds.shape[0], "classes": list(ds.class_names)})
-        run.write_json("folds.json", {"ids": ds.ids.tolist(), "subjects": ds.groups.tolist(),
-                                      "fold": plan.fold.tolist(),
-                                      "not_evaluable": {ds.class_names[int(k)]: v for k, v in
-                                                        plan.not_evaluable.items()}})
-        with run.stage("statistics"):
-            stats = statistics(ds)
-        tsne: dict[str, dict[str, Any]] = {}
-        if config.tsne:
-            say("t-SNE of normalized and raw vectors ...", quiet=quiet)
-            with run.stage("tsne"):
-                tsne = tsne_maps(ds, config)
-        say(f"nested k-NN, {config.n_folds} outer x {config.inner_folds} inner folds ...",
-            quiet=quiet)
-        with run.stage("knn"):
-            methods = evaluate_knn(ds, plan, config)
-        if config.baseline:
-            say("logistic regression baseline on the same folds ...", quiet=quiet)
-            with run.stage("baseline"):
-                methods["logreg"] = evaluate_baseline(ds, plan, config)
-        paired = embedding_cv.paired_comparison(methods["cosine"].folds,
-                                                methods["euclidean"].folds)
-        best = max(knn.METRICS, key=lambda m: methods[m].mean("accuracy"))
-        paired_baseline = (embedding_cv.paired_comparison(methods["logreg"].folds,
-                                                          methods[best].folds)
-                           if "logreg" in methods else [])
-        result = EmbeddingsResult(config=config, path=path, sha256=sha, dataset=ds,
-                                  integrity=integrity, plan=plan, stats=stats, tsne=tsne,
-                                  methods=methods, paired=paired,
-                                  paired_baseline=paired_baseline)
-        write_and_finish(run, write_outputs, result)
-    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)

@@ -10,11 +10,11 @@ from notsure.deploy.predictor import SelectivePredictor
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_bytes, atomic_write_json
 from notsure.io.hashing import sha256_file
+from notsure.io.run_folder import DECISION_FILE, ONNX_MODEL_FILE
 from notsure.models.onnx_session import onnx_available
 
 FORMATS = ("onnx",)
 DECISION_FORMAT = "notsure-onnx-decision/1"
-MODEL_FILE, DECISION_FILE = "ensemble.onnx", "decision.json"
 
 
 def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None = None) -> Path:
@@ -35,12 +35,12 @@ def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None
         raise DataError(f"{run_dir}: {exc}; the export is not written") from None
     folder = Path(out) if out is not None else Path(run_dir) / "export"
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / MODEL_FILE, proto.SerializeToString())
+    atomic_write_bytes(folder / ONNX_MODEL_FILE, proto.SerializeToString())
     info = run_info(run_dir, predictor)
     atomic_write_json(folder / DECISION_FILE, {
         "format": DECISION_FORMAT,
-        "model": MODEL_FILE,
-        "model_sha256": sha256_file(folder / MODEL_FILE),
+        "model": ONNX_MODEL_FILE,
+        "model_sha256": sha256_file(folder / ONNX_MODEL_FILE),
         "input": {"name": INPUT, "shape": ["N", *predictor.image_shape], "dtype": "float32",
                   "meaning": "raw pixels 0..255, light ink on black (MNIST form)"},
         "output": {"name": OUTPUT, "shape": [predictor.n_models, "N",

@@ -16,12 +16,12 @@ import numpy as np
 from notsure.data.images import Images, read_images_for_prediction
 from notsure.data.splits import content_ids
 from notsure.deploy.engine import Engine
-from notsure.deploy.folder import SelectiveRun
+from notsure.deploy.selective_run import SelectiveRun
 from notsure.errors import DataError, NotsureError
 from notsure.io.atomic import atomic_write_json, to_jsonable
-from notsure.jobs.selective import evaluate
+from notsure.metrics import selective_metrics
 from notsure.reports import fmt
-from notsure.reports.tables import render_table_markdown
+from notsure.reports.tables import cm_rows, rates_rows, render_table_markdown
 
 
 @dataclass
@@ -110,7 +110,7 @@ def run_evaluate(config: EvaluateConfig) -> Evaluation:
     ood = decisions.out_of_distribution
     result = Evaluation(
         source=images.source, class_names=predictor.class_names,
-        metrics=evaluate(y, decisions.prediction, np.arange(len(predictor.class_names))),
+        metrics=selective_metrics(y, decisions.prediction, np.arange(len(predictor.class_names))),
         n_out_of_distribution=0 if ood is None else int(ood.sum()),
         n_preprocessed=images.n_preprocessed, overlap=training_overlap(run_dir, images.x),
         backend=engine.backend)
@@ -132,7 +132,6 @@ def overlap_warning(overlap: dict) -> str | None:
 
 def format_evaluation(e: Evaluation) -> str:
     """The evaluation as text: headline, per-class rates, confusion matrix."""
-    from notsure.jobs.selective_report import cm_rows, rates_rows
 
     m = e.metrics
     lines = [

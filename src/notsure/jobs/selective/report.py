@@ -11,17 +11,15 @@ from scipy import stats
 from notsure.constants import NOT_SURE
 from notsure.decisions import (
     RULE_TEXT,
-    NeymanPearsonThresholds,
     allowed_test_fp,
     certificate_rows,
     class_delta,
 )
-from notsure.deploy.folder import THRESHOLDS_FILE
 from notsure.io.run_folder import RunFolder
-from notsure.jobs.guard_report import write_guard_section
-from notsure.jobs.selective import SelectiveResult
+from notsure.jobs.selective.pipeline import SelectiveResult
 from notsure.reports import Report, fmt
 from notsure.reports.figures import confusion_matrix_figure, curves_figure
+from notsure.reports.tables import cm_rows, rates_rows
 
 GALLERY_MAX = 48
 
@@ -86,30 +84,12 @@ def metrics_document(r: SelectiveResult) -> dict:
     return doc
 
 
-def rates_rows(m: dict, class_names: tuple[str, ...], target: float | None = None) -> list[dict]:
-    """One row per class: counts, FPR and TPR with their 95% Clopper-Pearson intervals."""
-    rows = []
-    for c, name in enumerate(class_names):
-        row = {
-            "class": name, "support": m["support"][c], "tp": m["tp"][c], "fp": m["fp"][c],
-            "fn": m["fn"][c], "tn": m["tn"][c],
-            "fpr": m["fpr"][c], "fpr_lo": m["fpr_ci"][c, 0], "fpr_hi": m["fpr_ci"][c, 1],
-            "tpr": m["tpr"][c], "tpr_lo": m["tpr_ci"][c, 0], "tpr_hi": m["tpr_ci"][c, 1],
-        }
-        if target is not None:
-            row["fpr_at_most_target"] = "yes" if m["fpr"][c] <= target else "NO"
-        rows.append(row)
-    return rows
 
 
 #: Coverage and lowest class TPR of the rule tables, to 3 decimals of a percent.
 _RATES = {"coverage": lambda v: fmt.pct(v, 3), "min_class_tpr": lambda v: fmt.pct(v, 3)}
 
 
-def cm_rows(cm: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
-    columns = list(class_names) + (["not_sure"] if cm.shape[1] > len(class_names) else [])
-    return [{"true": name, **{col: int(v) for col, v in zip(columns, cm[i], strict=True)}}
-            for i, name in enumerate(class_names)]
 
 
 def training_rows(r: SelectiveResult) -> list[dict]:
@@ -121,15 +101,6 @@ def training_rows(r: SelectiveResult) -> list[dict]:
     return rows
 
 
-def write_outputs(run: RunFolder, r: SelectiveResult) -> None:
-    """Write metrics, tables, figures and the report into ``run``."""
-    run.write_json("metrics.json", metrics_document(r))
-    # The format `notsure calibrate` writes, so `notsure decide` applies them to the logits of
-    # the answering fold ensemble (or of any model scored the same way).
-    NeymanPearsonThresholds.from_certificates(
-        r.certificates, r.config.target_fpr, r.config.delta, r.dataset.class_names
-    ).save(run.file(THRESHOLDS_FILE))
-    write_report(run, r)
 
 
 def _n(k: int, one: str, many: str) -> str:
@@ -498,3 +469,64 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         "only make thresholds stricter, a mislabelled test image counts as an error.")
     rep.run_summary()
     rep.write()
+
+
+#: How each synthetic outlier kind is described in the report.
+KIND_TEXT = {
+    "noise": "uniform random noise",
+    "blank": "blank (all zero)",
+    "inverted": "test digits with inverted colours (white background), not preprocessed",
+    "shifted": "test digits moved into a corner",
+    "letters": "capital letters in PIL's default font, MNIST-style",
+    "strokes": "2-5 random straight strokes",
+    "clothing": "garment silhouettes (shirts, trousers, dresses, bags, shoes), grey and textured",
+}
+
+
+def guard_rows(guard: dict) -> list[dict]:
+    """One row per outlier kind: caught by the guard, answered with a class, answered wrongly."""
+    return [{"outliers": KIND_TEXT.get(kind, kind), "n": row["n"],
+             "caught by the guard": row["caught"], "answered a class": row["answered"],
+             "answered a wrong class": row.get("answered_wrong")}
+            for kind, row in guard["outliers"].items()]
+
+
+def write_guard_section(rep: Report, guard: dict) -> None:
+    """Threshold, in-distribution coverage cost and catch rates of the guard."""
+    rep.section("Out-of-distribution guard")
+    rep.paragraph(
+        "Before the class thresholds, each image's penultimate features (the 64 global-average-"
+        "pooled channels) are compared with the training images': for every member, the "
+        "Mahalanobis distance to the nearest class mean (class means and a shared covariance "
+        "fitted on that member's own training images), averaged over members. Images further "
+        f"than {fmt.num(guard['threshold'])} are answered not_sure (reason out_of_distribution). "
+        f"The threshold keeps {fmt.pct(guard['keep'], 1)} of the {fmt.count(guard['n_pool'])} "
+        "training-pool images scored out of fold (each by the member that did not train on it), "
+        "so no test image shapes it. A second check works on the pixels: each fold's 32 "
+        "principal components of its training images, and an image's RMS reconstruction error "
+        "from the components of its fold; images above "
+        f"{fmt.num(guard['pixel_threshold'])} (which keeps {fmt.pct(guard['pixel_keep'], 1)} of "
+        "the out-of-fold pool images) are also out_of_distribution. It catches inputs the "
+        "features can mistake for digits, such as inverted colours. A third looks at the ink: "
+        "its amount, the share of it that is grey rather than full, its mean value and the "
+        "share of filled rather than stroke pixels, compared with the training images' by "
+        f"Mahalanobis distance; images above {fmt.num(guard['ink_threshold'])} (which keeps "
+        f"{fmt.pct(guard['ink_keep'], 1)} of the pool images) are out_of_distribution too, which "
+        "catches textured objects such as clothing. The guard only removes answers: the FPR "
+        "guarantee holds.")
+    rep.paragraph(
+        f"Cost on in-distribution data (out-of-fold pool): {fmt.pct(guard['pool_rejected'], 3)} "
+        "of the images are rejected by the guard (features "
+        f"{fmt.pct(guard['pool_rejected_features'], 3)}, pixels "
+        f"{fmt.pct(guard['pool_rejected_pixels'], 3)}, ink "
+        f"{fmt.pct(guard['pool_rejected_ink'], 3)}); coverage falls from "
+        f"{fmt.pct(guard['coverage_without_guard'], 3)} by {fmt.pct(guard['coverage_cost'], 3)} "
+        "(images the thresholds would have answered). On the test set, where every member "
+        "scores each image and their mean distance is used: "
+        f"{fmt.pct(guard['test_rejected'], 3)} of the {fmt.count(guard['n_test'])} images "
+        f"rejected, a coverage cost of {fmt.pct(guard['test_coverage_cost'], 3)}.")
+    rep.table(guard_rows(guard), caption="Synthetic outliers (seeded): share caught by the "
+              "guard, and share still answered with a class (by the whole decision rule).",
+              csv="tables/ood_outliers.csv",
+              formats={c: fmt.pct for c in ("caught by the guard", "answered a class",
+                                            "answered a wrong class")})

@@ -1,47 +1,21 @@
-"""The ambiguity job's CSVs, summary JSON and report, and :func:`run_ambiguous`, the job's edge:
-it runs the pure pipeline of :mod:`notsure.jobs.ambiguous` into a run folder and writes them."""
+"""The ambiguity job's report: the summary document, the ranked tables and galleries, the
+confident-learning and exclusion sections, each built from the result it sits next to."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
-from pathlib import Path
-
 import numpy as np
 
-from notsure.analysis.ambiguity import class_thresholds, confident_learning, least_confident
-from notsure.data.dataset import Dataset
-from notsure.data.exclusions import write_exclusions
-from notsure.deploy.folder import SelectiveRun
-from notsure.errors import ConfigError, DataError
-from notsure.io.checkpoints import CheckpointStore
-from notsure.io.progress import say
-from notsure.io.run_folder import EXECUTION_ONLY, RunFolder, read_manifest, recorded_settings
-from notsure.jobs.ambiguous import (
+from notsure.analysis.ambiguity import least_confident
+from notsure.io.run_folder import RunFolder
+from notsure.jobs.ambiguous.pipeline import (
     COLUMNS,
     ENSEMBLE,
     IMAGE_SCALE,
     KNN_METRIC,
     SUSPECT_COLUMNS,
     TABLES,
-    AmbiguousConfig,
     AmbiguousResult,
-    analysed_rows,
-    count_out_of_sample,
-    file_index,
-    flag_counts,
-    knn_opinions,
-    load_dataset,
-    rank_tables,
-    scores_by_cross_fit,
-    scores_from_run,
-    summary_line,
-    write_images,
 )
-from notsure.jobs.run_options import after_run, write_and_finish
-from notsure.jobs.selective import SelectiveConfig
-from notsure.jobs.selective_run import run_selective
-from notsure.metrics import accuracy, mcnemar
 from notsure.reports import Report, fmt
 
 TITLES = {
@@ -93,10 +67,6 @@ def summary_document(r: AmbiguousResult) -> dict:
     }
 
 
-def write_outputs(run: RunFolder, r: AmbiguousResult) -> None:
-    """Write ``summary.json``, the three CSVs (via the report tables) and the report."""
-    run.write_json("summary.json", summary_document(r))
-    write_report(run, r)
 
 
 def _caption(row: dict, name: str) -> str:
@@ -292,135 +262,9 @@ def _exclusion(report: Report, r: AmbiguousResult) -> None:
         "from the effect of the exclusion.")
 
 
-def measure_exclusion(run: RunFolder, ds: Dataset, exclusions: Path, base: SelectiveConfig,
-                      argv: list[str] | None) -> dict:
-    """Run the selective job with settings ``base`` (hence the same locked test split) twice: on
-    every label, and with the images listed in ``exclusions`` dropped from training. Each
-    lands in its own run folder under ``exclusion/``; returns both runs' headline numbers and a
-    paired comparison on the shared test images."""
-    out: dict = {"exclusions": str(exclusions),
-                 "preset": "quick" if base.quick else "default", "epochs": base.epochs}
-    decided = {}
-    for name, file in (("all_labels", None), ("without_suspected", str(exclusions))):
-        say(f"measuring exclusion: selective job, {name}", quiet=base.quiet)
-        path = run.path / "exclusion" / name
-        if not (path / "manifest.json").exists():
-            run_selective(replace(base, out=str(path), exclusions=file), argv=argv)
-        elif read_manifest(path, "selective").get("status") != "complete":  # resumed here
-            run_selective(replace(base, resume=str(path), exclusions=file), argv=argv)
-        folder = SelectiveRun(path)
-        metrics = folder.metrics
-        split = folder.split(len(ds))
-        stored = folder.scores(split)
-        decided[name] = (split, stored["test_candidate"], stored["test_prediction"])
-        after = metrics["after"]
-        out[name] = {"run": str(path), "n_train": int(len(split.train)),
-                     "n_test": int(len(split.test)),
-                     "accuracy": metrics["before"]["accuracy"],
-                     "coverage": after["coverage"], "n_errors_after": after["n_errors"],
-                     "max_fpr": max(v for v in after["fpr"] if v is not None),
-                     "exclusions": metrics.get("exclusions")}
-    (split_a, cand_a, pred_a), (split_b, cand_b, pred_b) = (decided["all_labels"],
-                                                            decided["without_suspected"])
-    if not np.array_equal(split_a.test, split_b.test):
-        raise DataError("the two measurement runs have different test splits; cannot pair them")
-    y = ds.y[split_a.test]
-    test = mcnemar(cand_a == y, cand_b == y)
-    out["paired"] = {"all_right_only": test.only_a, "without_right_only": test.only_b,
-                     "mcnemar_p": test.p_value,
-                     "accuracy_change": accuracy(y, cand_b) - accuracy(y, cand_a),
-                     "accepted_all_only": int(np.sum((pred_a >= 0) & (pred_b < 0))),
-                     "accepted_without_only": int(np.sum((pred_a < 0) & (pred_b >= 0)))}
-    return out
 
 
-def run_ambiguous(config: AmbiguousConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole job and return the run folder."""
-    config.validate()
-    quiet = config.quiet
-    # Input is read and checked before the run folder exists: bad input writes nothing.
-    t0 = time.perf_counter()
-    run_manifest = None
-    if config.run is not None:
-        run_dir = Path(config.run)
-        folder = SelectiveRun(run_dir)
-        folder.predictor(networks=False)  # a clear error early if its predictor is not intact
-        ds, run_manifest = folder.dataset(), folder.manifest
-        if ds.kind != "images":
-            raise ConfigError(f"{ds.source}: the ambiguity job needs images, got {ds.kind}")
-        cnn = None
-    else:
-        ds = load_dataset(config.data, config.format, quiet)
-        cnn = config.cnn_config()
-        config.cnn = cnn.to_dict()
-    t_load = time.perf_counter() - t0
-
-    with RunFolder("ambiguous", config.out, config=config, seed=config.seed, argv=argv,
-                   resume=config.resume) as run:
-        run.record_timing("load", t_load)
-        run.record_data("dataset", ds.provenance())
-        with run.stage("score"):
-            if config.run is not None:
-                every, split = scores_from_run(Path(config.run), ds, quiet)
-            else:
-                every = scores_by_cross_fit(ds, config, cnn, CheckpointStore(run.path))
-                split = None
-            rows, what = analysed_rows(ds, every, config.scope, split)
-        with run.stage("knn_opinions"):
-            every.knn = knn_opinions(ds, every, config.knn_k, quiet)
-        with run.stage("leakage_check"):
-            count_out_of_sample(every)  # the analysed rows are among these
-            scores = every.take(rows)
-            checked = len(rows)
-        with run.stage("rank"):
-            index, index_in_file = file_index(ds, scores.positions)
-            y_every = ds.y[every.positions]
-            thresholds = class_thresholds(every.both, y_every)
-            cl = confident_learning(scores.both, ds.y[scores.positions], thresholds=thresholds,
-                                    rank_by=config.rank_by)
-            counts = flag_counts(every, y_every, rows)
-            tables = rank_tables(ds, scores, index, config.top, cl)
-        with run.stage("images"):
-            write_images(run, ds, scores, index, tables)
-        flagged = [r for r in tables["suspected_label_errors"] if r["cl_flagged"]]
-        exclusions = run.file("exclusions.csv")
-        for target in (exclusions, config.write_exclusions):
-            if target is not None:
-                write_exclusions(target, [r["id"] for r in flagged],
-                                 [r["given_label"] for r in flagged],
-                                 [r["suggested_label"] for r in flagged])
-        exclusion = None
-        if config.measure_exclusion and flagged:
-            with run.stage("measure_exclusion"):
-                exclusion = measure_exclusion(run, ds, exclusions,
-                                              measure_config(config, run_manifest), argv)
-        result = AmbiguousResult(config=config, dataset=ds, analysed=what, scores=scores,
-                                 n_scored=len(every.positions), index=index,
-                                 index_in_file=index_in_file, cl=cl,
-                                 flag_counts=counts, tables=tables, leakage_checked=checked,
-                                 exclusion=exclusion, run_manifest=run_manifest)
-        write_and_finish(run, write_outputs, result)
-    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet)
 
 
-#: Settings of an analysed run that its measurement runs do not take over: execution, the CNN
-#: settings the run filled in (recomputed from the rest) and its own exclusions.
-NOT_TAKEN_OVER = (*EXECUTION_ONLY, "cnn", "exclusions", "exclusion_mode")
-#: This job's settings that also set up the selective runs when no run is analysed.
-OWN_SELECTIVE = ("data", "format", "seed", "folds", "quick", "test_per_class", "target_fpr",
-                 "delta")
 
 
-def measure_config(config: AmbiguousConfig, run_manifest: dict | None) -> SelectiveConfig:
-    """The selective settings of the two measurement runs: the analysed run's recorded
-    settings as a whole, else this job's own (the selective defaults for the rest); ``--epochs``
-    overrides either, and this job's execution settings apply."""
-    recorded = (run_manifest or {}).get("config")
-    if recorded:
-        chosen = recorded_settings(SelectiveConfig, recorded, NOT_TAKEN_OVER)
-    else:
-        chosen = {k: getattr(config, k) for k in OWN_SELECTIVE if getattr(config, k) is not None}
-    if config.epochs is not None:
-        chosen["epochs"] = config.epochs
-    return SelectiveConfig(**chosen, quiet=config.quiet, executor=config.executor,
-                           workers=config.workers, scheduler=config.scheduler)

@@ -18,9 +18,9 @@ import numpy as np
 
 from notsure.errors import DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
+from notsure.io.run_folder import CHECKPOINT_DONE
 
 FOLDER = "checkpoints"
-DONE = "done.json"
 
 
 @dataclass
@@ -45,13 +45,13 @@ class CheckpointStore:
 
     def has(self, name: str) -> bool:
         """Whether task ``name`` finished (its ``done.json`` exists)."""
-        return (self._dir(name) / DONE).is_file()
+        return (self._dir(name) / CHECKPOINT_DONE).is_file()
 
     def finished(self) -> list[str]:
         """Names of every finished task, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.parent.name for p in self.root.glob(f"*/{DONE}"))
+        return sorted(p.parent.name for p in self.root.glob(f"*/{CHECKPOINT_DONE}"))
 
     def save(self, name: str, *, models: dict[str, tuple] | None = None,
              arrays: dict[str, np.ndarray] | None = None,
@@ -67,13 +67,13 @@ class CheckpointStore:
                 np.save(fh, np.asarray(array), allow_pickle=False)  # a path would gain ".npy"
         for key, (model, config, image_shape) in (models or {}).items():
             save_model(folder / key, model, config, image_shape=image_shape)
-        return atomic_write_json(folder / DONE, {
+        return atomic_write_json(folder / CHECKPOINT_DONE, {
             "name": name, "arrays": sorted(arrays or {}), "models": sorted(models or {}),
             "meta": meta or {}})
 
     def meta(self, name: str) -> dict[str, Any]:
         """The record of finished task ``name`` without loading its models or arrays."""
-        path = self._dir(name) / DONE
+        path = self._dir(name) / CHECKPOINT_DONE
         try:
             return json.loads(path.read_text(encoding="utf-8")).get("meta") or {}
         except (OSError, ValueError, AttributeError) as exc:
@@ -84,7 +84,7 @@ class CheckpointStore:
         from notsure.models.store import load_model
 
         folder = self._dir(name)
-        path = folder / DONE
+        path = folder / CHECKPOINT_DONE
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             arrays = {k: np.load(folder / f"{k}.npy", allow_pickle=False)

@@ -7,7 +7,7 @@ image) -> per-class Neyman-Pearson thresholds on the deployed rule's score (cali
 -> decisions on the test set -> metrics before and after -> report.
 
 :func:`fit_and_evaluate` computes and returns a :class:`SelectiveResult` without touching the disk;
-:func:`~notsure.jobs.selective_run.run_selective` reads the input, writes the run folder and
+:func:`~notsure.jobs.selective.run.run_selective` reads the input, writes the run folder and
 the report around it.
 """
 
@@ -18,7 +18,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -50,19 +49,16 @@ from notsure.decisions import (
 )
 from notsure.deploy.predictor import Decisions, SelectivePredictor
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
 from notsure.io.hashing import sha256_file
-from notsure.jobs.guard import fit_guard, guard_summary
 from notsure.jobs.run_options import check_run_options
+from notsure.jobs.selective.guard import fit_guard, guard_summary
 from notsure.metrics import (
     accuracy,
     aurc,
-    confusion_matrix,
-    coverage,
-    per_class_rates,
     risk_coverage_curve,
-    selective_accuracy,
+    selective_metrics,
 )
+from notsure.models.checkpoints import CheckpointStore
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import CrossFit, cross_fit
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of
@@ -220,24 +216,6 @@ def exclude_from_pool(ds: Dataset, split: Split, path: str, mode: str
     return ds, split, info
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict:
-    """Confusion matrix, per-class rates with Clopper-Pearson intervals, accuracy, coverage."""
-    rates = per_class_rates(y_true, y_pred, labels)
-    abstains = bool(np.any(y_pred == NOT_SURE))
-    return {
-        "accuracy": accuracy(y_true, y_pred),
-        "coverage": coverage(y_pred),
-        "selective_accuracy": selective_accuracy(y_true, y_pred),
-        "n": int(len(y_true)),
-        "n_not_sure": int(np.sum(y_pred == NOT_SURE)),
-        "n_errors": int(np.sum((y_pred != y_true) & (y_pred != NOT_SURE))),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels, not_sure_column=abstains),
-        "tp": rates.tp, "fp": rates.fp, "fn": rates.fn, "tn": rates.tn,
-        "support": rates.support,
-        "fpr": rates.fpr, "fpr_ci": rates.fpr_ci,
-        "tpr": rates.tpr, "tpr_ci": rates.tpr_ci,
-        "precision": rates.precision,
-    }
 
 
 @dataclass
@@ -359,7 +337,7 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
         cal_rank = (fit.oof_member_logits[0] if config.strategy == "min-member"
                     else fit.oof_logits)
         calibration_pred = strategy.decide(cal_scores, cal_rank)
-        calibration_after = evaluate(y_pool, calibration_pred, labels)
+        calibration_after = selective_metrics(y_pool, calibration_pred, labels)
         comparison = compare_scores(fit.oof_member_logits, y_pool, config, m_test)
 
     with stage("guard"):
@@ -372,8 +350,8 @@ def fit_and_evaluate(config: SelectiveConfig, cnn: CNNConfig, ds: Dataset, split
         routes = route(ds.x[test], config.folds)
         decisions = predictor.decide_logits(fit.extra_logits, routes, fit.extra_features,
                                              ds.x[test])
-        before = evaluate(y_test, decisions.candidate, labels)
-        after = evaluate(y_test, decisions.prediction, labels)
+        before = selective_metrics(y_test, decisions.candidate, labels)
+        after = selective_metrics(y_test, decisions.prediction, labels)
         rc = risk_coverage_curve(y_test, decisions.candidate, decisions.confidence)
         area = aurc(y_test, decisions.candidate, decisions.confidence)
         members = [accuracy(y_test, lg.argmax(1)) for lg in fit.extra_logits]
@@ -412,7 +390,7 @@ def compare_scores(oof_member_logits: np.ndarray, y: np.ndarray, config: Selecti
                                   meaning=config.fpr_meaning, test_negatives=m_test)
         strategy = ThresholdStrategy.from_certificates(certs)
         pred = strategy.decide(scores, rank)
-        m = evaluate(y, pred, labels)
+        m = selective_metrics(y, pred, labels)
         conf = strategy.confidence(scores, rank)
         rows.append({"score": name, "coverage": m["coverage"], "min_class_tpr":
                      float(np.nanmin(m["tpr"])), "calibration_fp": int(np.sum(m["fp"])),
@@ -432,7 +410,7 @@ def other_rules_on_test(fit: CrossFit, y_pool: np.ndarray, y_test: np.ndarray,
                                   test_negatives=m_test)
         candidate, scores = deployed_scores(rule, fit.extra_logits, fit.n_folds, routes)
         pred = ThresholdStrategy.from_certificates(certs).decide(scores, candidate)
-        m = evaluate(y_test, pred, labels)
+        m = selective_metrics(y_test, pred, labels)
         rows.append({"rule": rule, "coverage": m["coverage"], "test_fp": int(np.sum(m["fp"])),
                      "max_class_fp": int(np.max(m["fp"])),
                      "classes_at_or_below_target": int(np.sum(m["fpr"] <= config.target_fpr)),
@@ -451,14 +429,3 @@ def measure_throughput(predictor: SelectivePredictor, x: np.ndarray) -> dict:
     return {"images": int(len(x)), "seconds": best, "images_per_second": len(x) / best}
 
 
-def summary_line(result: SelectiveResult, path: Path) -> str:
-    """One line for the terminal: the headline numbers and where the report is."""
-    fpr = result.after["fpr"]
-    worst = int(np.nanargmax(fpr))
-    return (
-        f"before: accuracy {result.before['accuracy']:.4%}; after: coverage "
-        f"{result.after['coverage']:.2%}, P(every class passes the test) >= "
-        f"{result.pass_probability:.3f}, max class FPR {fpr[worst]:.5f} "
-        f"(class {result.dataset.class_names[worst]}, target {result.config.target_fpr}); "
-        f"report: {path / 'report.html'}"
-    )

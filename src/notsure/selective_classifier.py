@@ -40,9 +40,9 @@ from notsure.decisions.thresholds import THRESHOLDS_FILE, json_labels
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
 from notsure.io.hashing import sha256_file
+from notsure.io.run_folder import ESTIMATOR_FILE
 
 MODEL_FORMAT = "notsure-selective-classifier/1"
-MODEL_FILE = "selective.json"
 #: Probabilities are clipped here before the log (a probability of 0 keeps a finite score).
 _TINY = np.finfo(np.float64).tiny
 #: A class a fold model never saw scores this far below the row's lowest score.
@@ -214,7 +214,8 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
                "members": [_save_model(m, folder, f"members/fold{k}")
                            for k, m in enumerate(self.estimators_)]}
         self.calibrator_.save(folder / THRESHOLDS_FILE)
-        atomic_write_json(folder / MODEL_FILE, doc)  # last: a complete file names complete parts
+        # last: a complete file names complete parts
+        atomic_write_json(folder / ESTIMATOR_FILE, doc)
         return folder
 
     @classmethod
@@ -224,7 +225,7 @@ class SelectiveClassifier(ClassifierMixin, BaseEstimator):
         safetensors + JSON; skops files load only if every type in them is trusted by skops'
         defaults or listed in ``trusted``."""
         folder = Path(path)
-        file = folder / MODEL_FILE
+        file = folder / ESTIMATOR_FILE
         try:
             doc = json.loads(file.read_text(encoding="utf-8"))
             if doc.get("format") != MODEL_FORMAT:
@@ -269,7 +270,7 @@ def _skops():
 
 def _save_model(model: Any, folder: Path, name: str) -> dict:
     """Write one model beside ``selective.json``; what that file records about it."""
-    from notsure.models.estimator import CNNClassifier
+    from notsure.models.cnn_classifier import CNNClassifier
 
     if isinstance(model, CNNClassifier):
         if not hasattr(model, "model_"):  # the unfitted template: its settings suffice
@@ -288,9 +289,9 @@ def _load_member(folder: Path, member: dict, trusted: Sequence[str]) -> Any:
     """One saved model: a CNN from safetensors + JSON, or a skops file whose types are all
     trusted (skops' defaults or ``trusted``); ConfigError naming the file otherwise."""
     if not isinstance(member, dict) or member.get("kind") not in ("cnn", "cnn_params", "skops"):
-        raise ConfigError(f"{folder / MODEL_FILE}: member {member!r} is not a saved model")
+        raise ConfigError(f"{folder / ESTIMATOR_FILE}: member {member!r} is not a saved model")
     if member["kind"] != "skops":
-        from notsure.models.estimator import CNNClassifier
+        from notsure.models.cnn_classifier import CNNClassifier
 
         if member["kind"] == "cnn_params":
             return CNNClassifier(**member.get("params", {}))
@@ -300,7 +301,7 @@ def _load_member(folder: Path, member: dict, trusted: Sequence[str]) -> Any:
     if not file.is_file():
         raise ConfigError(f"{file}: saved model not found")
     if sha256_file(file) != member.get("sha256"):
-        raise ConfigError(f"{file}: SHA-256 differs from {MODEL_FILE}: the file was altered")
+        raise ConfigError(f"{file}: SHA-256 differs from {ESTIMATOR_FILE}: the file was altered")
     untrusted = sorted(set(sio.get_untrusted_types(file=file)) - set(trusted))
     if untrusted:
         raise ConfigError(f"{file}: holds types skops does not trust: {', '.join(untrusted)}; "

@@ -1,6 +1,5 @@
-"""Outputs of the compare job: ``metrics.json``, the summary and per-model CSVs, saved test
-predictions, hyperparameter curves, confusions and the report. :func:`run_compare`, the job's
-edge, runs the pure pipeline of :mod:`notsure.jobs.compare` into a run folder and writes them.
+"""The compare job's report and ``metrics.json`` document: the summary and per-model tables,
+hyperparameter curves, confusions and the sections that explain them.
 
 Every test figure is computed here from the saved test predictions with :mod:`notsure.metrics`,
 so anyone can recompute the summary table from ``predictions/<model>.csv``.
@@ -8,34 +7,17 @@ so anyone can recompute the summary table from ``predictions/<model>.csv``.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import numpy as np
 
 from notsure import metrics
-from notsure.data.splits import save_split
-from notsure.io.checkpoints import CheckpointStore
-from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
-from notsure.jobs.compare import (
+from notsure.jobs.compare.pipeline import (
     CNN_MODELS,
-    CompareConfig,
     CompareResult,
     ModelResult,
-    evaluate_model,
     fold_scores,
-    leak_groups,
-    load_data,
-    lock_split,
-    pixel_scale,
-    plan_models,
-    run_cv_folds,
-    summary_line,
-    timed,
 )
-from notsure.jobs.run_options import after_run, write_and_finish
-from notsure.models.classical import params_text, pixel_features
+from notsure.models.classical import params_text
 from notsure.reports import Report, fmt
 from notsure.reports.figures import confusion_matrix_figure, curves_figure
 
@@ -179,25 +161,8 @@ def metrics_document(r: CompareResult) -> dict:
     }
 
 
-def write_predictions(run: RunFolder, r: CompareResult, m: ModelResult) -> None:
-    """The test predictions of one model: position, id, true and predicted class."""
-    ds, test = r.dataset, r.split.test
-    names = np.asarray(ds.class_names)
-    run.write_csv(predictions_name(m.name), [
-        {"position": int(p), "id": str(ds.ids[p]), "y_true": int(ds.y[p]), "y_pred": int(q),
-         "true": str(names[ds.y[p]]), "predicted": str(names[q])}
-        for p, q in zip(test, m.y_pred, strict=True)])
 
 
-def write_outputs(run: RunFolder, r: CompareResult) -> None:
-    """Write predictions, metrics, tables, figures and the report into ``run``."""
-    for m in scored(r):
-        write_predictions(run, r, m)
-    for m in r.models:
-        if m.cv is not None:
-            run.write_csv(f"tables/cv_{m.name}.csv", cv_rows(m))
-    run.write_json("metrics.json", metrics_document(r))
-    write_report(run, r)
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -468,41 +433,3 @@ def _best_model_section(rep: Report, r: CompareResult, best: ModelResult) -> Non
                         f"{min(len(pairs), N_PAIR_GALLERY)} most confused pairs.")
 
 
-def run_compare(config: CompareConfig, argv: list[str] | None = None) -> Path:
-    """Run the whole comparison and return the run folder."""
-    config.validate()
-    quiet = config.quiet
-    # Input is read, the split drawn and every model's samples planned before the run folder
-    # exists: bad input writes nothing.
-    (ds, t_load) = timed(load_data, config)
-    say(f"loaded {len(ds):,} {ds.kind} {ds.shape} in {ds.n_classes} classes from {ds.source}",
-        quiet=quiet)
-    t0 = time.perf_counter()
-    groups = leak_groups(ds)
-    split = lock_split(ds, config, groups)
-    plans = plan_models(ds, split, config, groups)
-    t_split = time.perf_counter() - t0
-    n_dup = 0 if groups is None else int(len(ds) - len(np.unique(groups)))
-
-    with RunFolder("compare", config.out, config=config, seed=config.seed, argv=argv,
-                   resume=config.resume) as run:
-        run.record_timing("load", t_load)
-        run.record_timing("split_and_plan", t_split)
-        run.record_data("dataset", ds.provenance())
-        save_split(run, split)
-        scale = pixel_scale(ds, split.train)
-        features = pixel_features(ds.x, scale or 1.0)
-        with run.stage("cross_validation"):
-            cv_folds = run_cv_folds(plans, features, ds.y, config, ds.kind == "vectors",
-                                    CheckpointStore(run.path))
-        results = []
-        for plan in plans:
-            say(f"{plan.title}: {len(plan.cv_index):,} CV samples, {plan.n_trained:,} "
-                "final training samples", quiet=quiet)
-            with run.stage(f"model:{plan.name}"):
-                results.append(evaluate_model(plan, ds, features, split, config,
-                                              *cv_folds.get(plan.name, ((), 0.0))))
-        result = CompareResult(config, ds, split, n_dup, scale, results)
-        write_and_finish(run, write_outputs, result)
-    return after_run(run.path, config.mlflow, summary_line(result, run.path), quiet=quiet,
-                     curves={m.name: m.history for m in result.models if m.history})

@@ -15,23 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from notsure.data.scores import read_labels, read_scores
+from notsure.data.score_files import read_labels, read_scores
 from notsure.decisions import (
     DEFAULT_DELTA,
     DEFAULT_TARGET_FPR,
     NeymanPearsonThresholds,
-    certificate_rows,
-    min_negatives,
 )
 from notsure.decisions.thresholds import SCORE_KINDS, THRESHOLDS_FILE
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_text
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
-from notsure.io.run_folder import RunFolder
-from notsure.reports import Report, fmt
-
-CERTIFICATES_FILE = "certificates.csv"
+from notsure.io.run_folder import REPORT_HTML, RunFolder
+from notsure.jobs.calibrate.report import write_report
 
 
 @dataclass
@@ -74,36 +70,11 @@ def run_calibrate(config: CalibrateConfig, argv: list[str] | None = None) -> Pat
         run.finish()
     texts = thresholds.certificate_texts()
     n_ok = sum(c.certified for c in thresholds.certificates_)
-    say(f"{n_ok} of {len(texts)} classes certified; report: {run.path / 'report.html'}",
+    say(f"{n_ok} of {len(texts)} classes certified; report: {run.path / REPORT_HTML}",
         quiet=config.quiet)
     return run.path
 
 
-def write_report(run: RunFolder, t: NeymanPearsonThresholds, shape: tuple[int, int]) -> None:
-    """The short report: what was certified, per-class table (also as CSV), provenance."""
-    rep = Report("Per-class thresholds with a false positive guarantee", run,
-                 subtitle=f"{fmt.count(shape[0])} calibration rows, {shape[1]} classes, "
-                          f"scores read as {t.kind_}")
-    weak = [c for c in t.certificates_ if not c.certified]
-    rep.section("Result")
-    rep.paragraph(
-        f"Target: every class's false positive rate at most {t.target_fpr:g}, except with "
-        f"probability at most {t.delta:g} over the calibration data. Each class needs at least "
-        f"{fmt.count(min_negatives(t.target_fpr, t.delta))} calibration negatives for that; "
-        f"{len(t.certificates_) - len(weak)} of {len(t.certificates_)} classes are certified.")
-    if weak:
-        rep.bullets([text for c, text in zip(t.certificates_, t.certificate_texts(), strict=True)
-                     if not c.certified])
-    rep.paragraph(
-        "A class is answered only when its margin (its score minus the best other class's; for "
-        "probabilities, of their logarithms) is above its threshold. The guarantee holds for new "
-        "rows drawn like these and scored by the same model, provided that model did not train "
-        "on these rows. `notsure decide THRESHOLDS SCORES --out FILE` applies the thresholds.")
-    rep.table(certificate_rows(t.certificates_, t.classes_), caption="Per-class certificates.",
-              csv=CERTIFICATES_FILE,
-              formats={"calibration_tpr": fmt.pct, "P(FPR>target)<=": lambda v: f"{v:.4f}"})
-    rep.run_summary()
-    rep.write()
 
 
 def run_decide(thresholds_path: str, scores_path: str, out: str) -> Path:

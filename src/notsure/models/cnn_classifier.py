@@ -2,7 +2,7 @@
 
 ``CNNClassifier`` trains :class:`~notsure.models.cnn.CNNConfig`'s preset with
 :func:`~notsure.models.train.train_cnn` and scores with
-:func:`~notsure.models.predict.predict_logits`, so ``SelectiveClassifier(CNNClassifier())`` is
+:func:`~notsure.models.inference.predict_logits`, so ``SelectiveClassifier(CNNClassifier())`` is
 the main job's model. Saved without pickle through :mod:`notsure.models.store`.
 """
 
@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from notsure.decisions.thresholds import json_labels
 from notsure.errors import ConfigError, DataError
 from notsure.models.cnn import CNNConfig
-from notsure.models.predict import check_images, predict_logits
+from notsure.models.inference import check_images, predict_logits
 from notsure.models.store import load_model, save_model
 from notsure.models.train import train_cnn
 

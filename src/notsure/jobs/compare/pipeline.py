@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,10 @@ from notsure.data.splits import (
     stratified_test_split,
 )
 from notsure.errors import ConfigError
-from notsure.io.checkpoints import CheckpointStore
 from notsure.io.progress import say
 from notsure.jobs.run_options import check_run_options
 from notsure.models import CNNConfig, predict_logits, train_cnn
+from notsure.models.checkpoints import CheckpointStore
 from notsure.models.classical import CLASS_WEIGHTS, Family, families, params_text
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of, run_tasks
 
@@ -464,14 +463,3 @@ def pixel_scale(ds: Dataset, train: np.ndarray) -> float | None:
     return 1.0 if ds.x[train].max() <= 1 else 255.0
 
 
-def summary_line(result: CompareResult, path: Path) -> str:
-    """One line for the terminal: each model's test accuracy / macro F1 and the report path."""
-    parts = []
-    y_test = result.dataset.y[result.split.test]
-    for m in result.models:
-        if m.y_pred is None:
-            parts.append(f"{m.name} refused")
-        else:
-            s = fold_scores(y_test, m.y_pred)
-            parts.append(f"{m.name} {s['accuracy']:.2%}/{s['macro_f1']:.3f}")
-    return "test accuracy/macro F1: " + "; ".join(parts) + f"; report: {path / 'report.html'}"

@@ -1,5 +1,5 @@
 """The run folder of ``notsure selective``: what it holds, how it is written (by
-:mod:`notsure.jobs.selective_run`) and how it is read back.
+:mod:`notsure.jobs.selective.run`) and how it is read back.
 
 Every reader of a selective run (``predict``, ``evaluate``, ``serve``, ``ambiguous``, the
 benchmarks) goes through :class:`SelectiveRun`, so the folder's format has one owner:
@@ -33,13 +33,14 @@ from notsure.data.splits import (
 from notsure.decisions.thresholds import THRESHOLDS_FILE
 from notsure.deploy.predictor import PREDICTOR_FILE, SelectivePredictor
 from notsure.errors import ConfigError, DataError
-from notsure.io.run_folder import MANIFEST, RunFolder
-
-SPLIT_FILE = "split.json"
-FOLDS_FILE = "folds.json"
-SCORES_FILE = "scores.npz"
-METRICS_FILE = "metrics.json"
-
+from notsure.io.run_folder import (
+    FOLDS_FILE,
+    MANIFEST,
+    METRICS_FILE,
+    SCORES_FILE,
+    SPLIT_FILE,
+    RunFolder,
+)
 
 # -- writing (by the selective job) -----------------------------------------------------------
 

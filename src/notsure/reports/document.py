@@ -23,9 +23,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-import notsure
+from notsure.constants import VERSION
 from notsure.errors import ConfigError
 from notsure.io import RunFolder
+from notsure.io.run_folder import REPORT_HTML, REPORT_MD
 from notsure.reports import fmt
 from notsure.reports.figures import plt
 from notsure.reports.tables import (
@@ -37,8 +38,8 @@ from notsure.reports.tables import (
     table_columns,
 )
 
-MARKDOWN = "report.md"
-HTML = "report.html"
+MARKDOWN = REPORT_MD
+HTML = REPORT_HTML
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
@@ -374,7 +375,7 @@ class Report:
                             for t, a in self._sections)
             parts.append(f"<nav><ol>{items}</ol></nav>")
         parts += [b.html for b in self._rendered_blocks()]
-        parts.append(f"<footer>Written by notsure {html.escape(notsure.__version__)} into "
+        parts.append(f"<footer>Written by notsure {html.escape(VERSION)} into "
                      f"{html.escape(self.run.path.name)}.</footer></main></body></html>")
         return "\n".join(parts) + "\n"
 

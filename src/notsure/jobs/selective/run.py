@@ -1,20 +1,28 @@
 """The selective job's edge: :func:`run_selective` reads the input, runs the pure pipeline of
-:mod:`notsure.jobs.selective` and writes the run folder (its format:
-:mod:`notsure.deploy.folder`) and the report (:mod:`notsure.jobs.selective_report`)."""
+:mod:`notsure.jobs.selective.pipeline` and writes the run folder (its format:
+:mod:`notsure.deploy.selective_run`) and the report (:mod:`notsure.jobs.selective.report`)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from notsure.data.splits import leakage_report, stratified_kfold, stratified_test_split
-from notsure.deploy.folder import THRESHOLDS_FILE, write_plan, write_scores
+import numpy as np
+
+from notsure.data.splits import (
+    leakage_report,
+    stratified_kfold,
+    stratified_test_split,
+)
+from notsure.decisions import (
+    NeymanPearsonThresholds,
+)
 from notsure.deploy.predictor import PREDICTOR_FILE
-from notsure.io.checkpoints import CheckpointStore
+from notsure.deploy.selective_run import THRESHOLDS_FILE, write_plan, write_scores
 from notsure.io.progress import say
-from notsure.io.run_folder import RunFolder
+from notsure.io.run_folder import METRICS_FILE, REPORT_HTML, RunFolder
 from notsure.jobs.run_options import after_run, write_and_finish
-from notsure.jobs.selective import (
+from notsure.jobs.selective.pipeline import (
     SelectiveConfig,
     SelectiveResult,
     check_target_supported,
@@ -22,9 +30,9 @@ from notsure.jobs.selective import (
     fit_and_evaluate,
     load_images,
     measure_throughput,
-    summary_line,
 )
-from notsure.jobs.selective_report import write_outputs
+from notsure.jobs.selective.report import metrics_document, write_report
+from notsure.models.checkpoints import CheckpointStore
 
 
 def run_selective(config: SelectiveConfig, argv: list[str] | None = None) -> Path:
@@ -83,3 +91,27 @@ def save_scores(run: RunFolder, r: SelectiveResult) -> None:
                  test_positions=r.split.test, test_member_logits=r.fit.extra_logits,
                  test_routes=r.test_decisions.routes, test_candidate=r.test_decisions.candidate,
                  test_prediction=r.test_decisions.prediction)
+
+
+def write_outputs(run: RunFolder, r: SelectiveResult) -> None:
+    """Write metrics, tables, figures and the report into ``run``."""
+    run.write_json(METRICS_FILE, metrics_document(r))
+    # The format `notsure calibrate` writes, so `notsure decide` applies them to the logits of
+    # the answering fold ensemble (or of any model scored the same way).
+    NeymanPearsonThresholds.from_certificates(
+        r.certificates, r.config.target_fpr, r.config.delta, r.dataset.class_names
+    ).save(run.file(THRESHOLDS_FILE))
+    write_report(run, r)
+
+
+def summary_line(result: SelectiveResult, path: Path) -> str:
+    """One line for the terminal: the headline numbers and where the report is."""
+    fpr = result.after["fpr"]
+    worst = int(np.nanargmax(fpr))
+    return (
+        f"before: accuracy {result.before['accuracy']:.4%}; after: coverage "
+        f"{result.after['coverage']:.2%}, P(every class passes the test) >= "
+        f"{result.pass_probability:.3f}, max class FPR {fpr[worst]:.5f} "
+        f"(class {result.dataset.class_names[worst]}, target {result.config.target_fpr}); "
+        f"report: {path / REPORT_HTML}"
+    )

@@ -1,15 +1,20 @@
-"""The classification report every job renders the same way: one row per class, then summaries."""
+"""Whole-prediction summaries: the classification report every job renders (one row per class,
+then summaries) and the selective metrics (counts, rates, coverage) of a decision rule."""
 
 from __future__ import annotations
 
-from notsure.constants import NOT_SURE_NAME
+import numpy as np
+
+from notsure.constants import NOT_SURE, NOT_SURE_NAME
 from notsure.metrics.counts import (
     accuracy,
     class_display_names,
+    confusion_matrix,
     nanaverage,
     per_class_rates,
     precision_recall_f1,
 )
+from notsure.metrics.risk_coverage import coverage, selective_accuracy
 
 
 def classification_report(
@@ -51,3 +56,23 @@ def classification_report(
             weights = support if average == "weighted" else None
             rows[-1].update({"fpr": nanaverage(rates.fpr, weights), NOT_SURE_NAME: None})
     return rows
+
+
+def selective_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict:
+    """Confusion matrix, per-class rates with Clopper-Pearson intervals, accuracy, coverage."""
+    rates = per_class_rates(y_true, y_pred, labels)
+    abstains = bool(np.any(y_pred == NOT_SURE))
+    return {
+        "accuracy": accuracy(y_true, y_pred),
+        "coverage": coverage(y_pred),
+        "selective_accuracy": selective_accuracy(y_true, y_pred),
+        "n": int(len(y_true)),
+        "n_not_sure": int(np.sum(y_pred == NOT_SURE)),
+        "n_errors": int(np.sum((y_pred != y_true) & (y_pred != NOT_SURE))),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels, not_sure_column=abstains),
+        "tp": rates.tp, "fp": rates.fp, "fn": rates.fn, "tn": rates.tn,
+        "support": rates.support,
+        "fpr": rates.fpr, "fpr_ci": rates.fpr_ci,
+        "tpr": rates.tpr, "tpr_ci": rates.tpr_ci,
+        "precision": rates.precision,
+    }
