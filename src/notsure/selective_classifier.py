@@ -36,11 +36,11 @@ from notsure.decisions import (
     deployed_scores,
     min_negatives,
 )
-from notsure.decisions.thresholds import THRESHOLDS_FILE, json_labels
+from notsure.decisions.thresholds import json_labels
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
 from notsure.io.hashing import sha256_file
-from notsure.io.run_folder import ESTIMATOR_FILE
+from notsure.io.run_folder import ESTIMATOR_FILE, THRESHOLDS_FILE
 
 MODEL_FORMAT = "notsure-selective-classifier/1"
 #: Probabilities are clipped here before the log (a probability of 0 keeps a finite score).
@@ -54,24 +54,104 @@ def _estimator_has(method: str):
 
 
 class SelectiveClassifier(ClassifierMixin, BaseEstimator):
-    """A classifier that abstains where it must so that each class's FPR stays <= ``target_fpr``
-    (except with probability at most ``delta`` over the calibration data).
+    """Any scikit-learn classifier, cross-fitted, that answers ``not_sure`` where it must.
 
-    ``fit(X, y)`` cross-fits ``cv`` clones of ``estimator`` (``StratifiedKFold`` with shuffling
-    by ``random_state``; ``fit(X, y, groups)`` keeps groups whole); the members' out-of-fold
-    scores calibrate the thresholds. Scores are
-    log-probabilities from ``predict_proba``, or ``decision_function`` values for estimators
-    without it. A class with fewer than ``cv`` samples is missing from some members' training
-    data; those members never vote for it, so it is answered less often, never more.
+    A classifier that abstains where it must so that each class's false positive rate (FPR)
+    stays <= ``target_fpr``, except with probability at most ``delta`` over the calibration
+    data. ``fit(X, y)`` cross-fits ``cv`` clones of ``estimator``; each scores the fold it did
+    not train on, and per-class Neyman-Pearson thresholds are calibrated on those out-of-fold
+    scores, so no extra calibration set is needed and the guarantee rests on scores the
+    members did not train on. ``predict(X)`` answers a class only where the fold models agree
+    with enough margin, and the not-sure marker elsewhere.
 
-    ``predict(X)`` returns labels from ``classes_``, or the not-sure marker ``not_sure_``:
-    ``not_sure`` if given (choose a value of the labels' type), else :data:`notsure.NOT_SURE`
-    (-1) when the labels are numbers and :data:`notsure.NOT_SURE_NAME` (``"not_sure"``)
-    otherwise. A class label equal to the marker (e.g. labels -1 and 1) is refused at ``fit``:
-    pass another ``not_sure``.
-    ``certificates_[c]`` states class ``classes_[c]``'s guarantee (``certificate_texts()``
-    in words), ``thresholds_`` the thresholds on the ensemble margin. ``score(X, y)`` counts
-    ``not_sure`` as wrong.
+    Parameters
+    ----------
+    estimator : classifier object
+        The scikit-learn classifier to cross-fit (cloned, never fitted itself). It must have
+        ``predict_proba`` (scores are then its log-probabilities) or ``decision_function``
+        (scores are then its values); ``fit`` raises ``ConfigError`` otherwise. A
+        :class:`~notsure.models.cnn_classifier.CNNClassifier` makes this the main job's model.
+    target_fpr : float, default=0.00015
+        The highest false positive rate allowed for every class, in (0, 1)
+        (:data:`~notsure.decisions.DEFAULT_TARGET_FPR`, the customer's requirement).
+    delta : float, default=0.05
+        The probability, over the draw of the calibration data, that a class's FPR may exceed
+        ``target_fpr`` anyway, in (0, 1) (:data:`~notsure.decisions.DEFAULT_DELTA`).
+    cv : int, default=5
+        Number of cross-fitting folds (>= 2): the number of members, each trained on
+        ``(cv - 1) / cv`` of the data. Folds are ``StratifiedKFold`` with shuffling by
+        ``random_state``; ``fit(X, y, groups)`` keeps groups whole (``StratifiedGroupKFold``).
+    random_state : int or None, default=None
+        Seeds the shuffling of the folds (the estimator's own randomness follows its own
+        settings).
+    not_sure : object, default=None
+        What ``predict`` writes for an abstention; choose a value of the labels' type. None:
+        :data:`notsure.NOT_SURE` (-1) when the labels are numbers and
+        :data:`notsure.NOT_SURE_NAME` (``"not_sure"``) otherwise. A class label equal to the
+        marker (e.g. labels -1 and 1) is refused at ``fit``: pass another ``not_sure``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen in ``fit``, sorted.
+    not_sure_ : object
+        The not-sure marker ``predict`` writes (``not_sure``, or the default above).
+    response_ : str
+        ``"predict_proba"`` or ``"decision_function"``: the method the members are scored with.
+    estimators_ : list of classifier objects
+        The ``cv`` fitted members (the fold models), the deployed ensemble.
+    calibrator_ : NeymanPearsonThresholds
+        The thresholds calibrated on the members' out-of-fold scores.
+    thresholds_ : ndarray of shape (n_classes,)
+        Per-class thresholds on the ensemble margin.
+    certificates_ : list of ClassCertificate
+        ``certificates_[c]`` states class ``classes_[c]``'s guarantee, or why it has none
+        (:meth:`certificate_texts` in words).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; only when ``X`` has string column names.
+
+    See Also
+    --------
+    NeymanPearsonThresholds : The same certified thresholds for scores of a model trained
+        elsewhere.
+    CNNClassifier : The project's CNN as a scikit-learn classifier, to wrap in this one.
+
+    Notes
+    -----
+    The decision is the main job's ``min-member`` rule (:mod:`notsure.decisions.rules`): the
+    candidate class is the arg-max of the members' mean log-score, answered only if *every*
+    member's margin for it clears its threshold, so the ensemble's false positives are a subset
+    of each member's and the certificate carries over.
+
+    ``groups`` (e.g. subject ids) matters when samples of one group are alike: scoring one
+    with a member that trained on another would make the calibration scores optimistic.
+    A class with fewer than ``cv`` samples is missing from some members' training data; those
+    members never vote for it, so it is answered less often, never more.
+    ``score(X, y)`` counts ``not_sure`` as wrong. :meth:`save` and :meth:`load` never pickle.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import train_test_split
+    >>> from notsure import SelectiveClassifier
+    >>> X, y = make_classification(n_samples=600, n_features=8, n_informative=5, n_classes=3,
+    ...                            random_state=0)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    >>> clf = SelectiveClassifier(LogisticRegression(), target_fpr=0.05, delta=0.1, cv=5,
+    ...                           random_state=0).fit(X_train, y_train)
+    >>> clf.classes_, clf.not_sure_, len(clf.estimators_)
+    (array([0, 1, 2]), -1, 5)
+    >>> clf.predict(X_test[:8])
+    array([-1,  0, -1, -1,  1, -1, -1,  2])
+    >>> pred = clf.predict(X_test)
+    >>> answered = pred != clf.not_sure_
+    >>> print(f"coverage {answered.mean():.2f}")
+    coverage 0.47
+    >>> bool((pred[answered] == y_test[answered]).mean() > clf.score(X_test, y_test))
+    True
     """
 
     def __init__(self, estimator: Any, *, target_fpr: float = DEFAULT_TARGET_FPR,

@@ -120,3 +120,20 @@ def test_save_load_round_trip_and_tampering(tmp_path):
         NeymanPearsonThresholds.load(path)
     with pytest.raises(ConfigError, match="4 classes"):
         back.predict(z[:, :3])
+
+
+def test_certificate_texts_name_numpy_labels_as_plain_values():
+    """Classes held as numpy scalars read as the user wrote them ('a', 0), not np.str_('a')."""
+    from notsure.decisions.thresholds import NeymanPearsonThresholds
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 3000)
+    scores = rng.normal(size=(3000, 3))
+    scores[np.arange(3000), y] += 3
+    names = np.array(["a", "b", "c"])
+    texts = NeymanPearsonThresholds(target_fpr=0.01, delta=0.1).calibrate(
+        scores, names[y], classes=names).certificate_texts()
+    assert texts[0].startswith("class 'a': ") and "np." not in " ".join(texts)
+    numeric = NeymanPearsonThresholds(target_fpr=0.01, delta=0.1).calibrate(
+        scores, y, classes=np.arange(3)).certificate_texts()
+    assert numeric[0].startswith("class 0: ") and "np." not in " ".join(numeric)

@@ -13,7 +13,9 @@ from notsure import NOT_SURE
 from notsure.cli.main import main
 from notsure.data.idx import read_idx
 from notsure.deploy.engine import Engine, resolve_backend
-from notsure.errors import ConfigError
+from notsure.deploy.export import read_decision
+from notsure.errors import ConfigError, DataError
+from notsure.io.run_folder import DECISION_FILE
 
 pytest.importorskip("onnxruntime")
 
@@ -45,7 +47,7 @@ def test_export_writes_a_graph_and_rule_that_reproduce_the_decisions(tiny_run, t
 
     x, _ = tiny_images
     assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path)]) == 0
-    doc = json.loads((tmp_path / "decision.json").read_text())
+    doc = read_decision(tmp_path)
     session = ort.InferenceSession(str(tmp_path / doc["model"]))
     logits = session.run([doc["output"]["name"]], {doc["input"]["name"]: x.astype(np.float32)})[0]
     # decision.json's rule, written out here in numpy from its text
@@ -61,6 +63,11 @@ def test_export_writes_a_graph_and_rule_that_reproduce_the_decisions(tiny_run, t
     got = np.where(passed, candidate, NOT_SURE)
     assert not np.any((got != want.prediction) & ~close)
     assert doc["class_names"] == ["h", "v", "sq"] and doc["max_logit_gap_vs_torch"] < 1e-3
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / DECISION_FILE).write_text(json.dumps({**doc, "format": "someone-else/9"}))
+    with pytest.raises(DataError, match="format 'someone-else/9'"):
+        read_decision(other)
 
 
 @pytest.mark.slow

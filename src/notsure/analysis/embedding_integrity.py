@@ -10,6 +10,7 @@ reported and kept.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,15 +80,43 @@ def check_embeddings(obj: Any, source: str, dim: int | None = None) -> Integrity
         raise DataError(f"{source}: expected a dict {{syndrome: {{subject: {{image: vector}}}}}}, "
                         f"got {type(obj).__name__}")
     findings: list[dict[str, str]] = []
+    note = _noter(findings)
+    found: Counter = Counter()
+    entries = _structure_pass(obj, note, found)
+    if dim is None:
+        lengths = Counter(len(e[3]) for e in entries)
+        dim = lengths.most_common(1)[0][0] if lengths else 0
+    usable = _usable_vectors(entries, dim, note)
+    # pass 2: duplicate image ids, then identical vectors
+    kept_entries = _drop_identical_vectors(_drop_duplicate_ids(usable, note), note)
+    syndromes_of = _note_shared_subjects(kept_entries, note)
+    clean = _nest(obj, kept_entries, note)
+    if not kept_entries:
+        raise DataError(f"{source}: no usable image vector left after the integrity checks "
+                        f"({len(findings)} problems, first: {findings[0] if findings else '-'})")
+    kept = {"syndromes": len(clean),
+            "subjects": len(syndromes_of),
+            "images": len(kept_entries)}
+    order = {name: i for i, (name, _) in enumerate(CHECKS)}
+    findings.sort(key=lambda f: order[f["check"]])
+    return IntegrityReport(clean=clean, dim=dim, found=dict(found), kept=kept, findings=findings)
+
+
+def _noter(findings: list[dict[str, str]]) -> Callable[..., None]:
+    """A ``note(check, syndrome, subject, image, detail)`` that appends to ``findings``."""
 
     def note(check: str, syndrome: Any, subject: Any = "", image: Any = "",
              detail: str = "") -> None:
         findings.append({"check": check, "syndrome": str(syndrome), "subject": str(subject),
                          "image": str(image), "detail": detail})
 
-    # pass 1: structure and vectors; keep (syndrome, subject, image, vector) candidates
+    return note
+
+
+def _structure_pass(obj: dict, note: Callable[..., None], found: Counter
+                    ) -> list[tuple[str, str, str, np.ndarray]]:
+    """Pass 1: well-formed (syndrome, subject, image, vector) entries; tallies into ``found``."""
     entries: list[tuple[str, str, str, np.ndarray]] = []
-    found = Counter()
     for syndrome, subjects in obj.items():
         found["syndromes"] += 1
         if not isinstance(subjects, dict):
@@ -112,10 +141,12 @@ def check_embeddings(obj: Any, source: str, dim: int | None = None) -> Integrity
                          detail=f"{type(value).__name__} of shape {shape}")
                     continue
                 entries.append((str(syndrome), str(subject), str(image), v))
+    return entries
 
-    if dim is None:
-        lengths = Counter(len(e[3]) for e in entries)
-        dim = lengths.most_common(1)[0][0] if lengths else 0
+
+def _usable_vectors(entries: list[tuple[str, str, str, np.ndarray]], dim: int,
+                    note: Callable[..., None]) -> list[tuple[str, str, str, np.ndarray]]:
+    """The entries whose vector has length ``dim`` and only finite values; notes the others."""
     usable: list[tuple[str, str, str, np.ndarray]] = []
     for syndrome, subject, image, v in entries:
         if len(v) != dim:
@@ -126,11 +157,15 @@ def check_embeddings(obj: Any, source: str, dim: int | None = None) -> Integrity
                  detail=f"{int((~np.isfinite(v)).sum())} of {dim} values are NaN or inf")
         else:
             usable.append((syndrome, subject, image, v))
+    return usable
 
-    # pass 2: duplicate image ids, then identical vectors
+
+def _drop_duplicate_ids(entries: list[tuple[str, str, str, np.ndarray]],
+                        note: Callable[..., None]) -> list[tuple[str, str, str, np.ndarray]]:
+    """Drop (and note) later entries whose image id was already seen."""
     first_seen: dict[str, tuple[str, str]] = {}
     unique_ids = []
-    for syndrome, subject, image, v in usable:
+    for syndrome, subject, image, v in entries:
         if image in first_seen:
             s0, p0 = first_seen[image]
             note("duplicate image id", syndrome, subject, image,
@@ -138,19 +173,27 @@ def check_embeddings(obj: Any, source: str, dim: int | None = None) -> Integrity
             continue
         first_seen[image] = (syndrome, subject)
         unique_ids.append((syndrome, subject, image, v))
-    kept_entries = _drop_identical_vectors(unique_ids, note)
+    return unique_ids
 
-    # subjects named under several syndromes, empty subjects and syndromes
+
+def _note_shared_subjects(entries: list[tuple[str, str, str, np.ndarray]],
+                          note: Callable[..., None]) -> dict[str, set[str]]:
+    """The syndromes of every subject; notes subjects named under several syndromes."""
     syndromes_of: dict[str, set[str]] = {}
-    for syndrome, subject, _, _ in kept_entries:
+    for syndrome, subject, _, _ in entries:
         syndromes_of.setdefault(subject, set()).add(syndrome)
     for subject, names in syndromes_of.items():
         if len(names) > 1:
             note("subject under more than one syndrome", ", ".join(sorted(names)), subject,
                  detail="its images keep one group id, so they stay in one fold")
+    return syndromes_of
 
+
+def _nest(obj: dict, entries: list[tuple[str, str, str, np.ndarray]],
+          note: Callable[..., None]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """The kept entries as a nested dict; notes syndromes and subjects of ``obj`` left empty."""
     clean: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for syndrome, subject, image, v in kept_entries:
+    for syndrome, subject, image, v in entries:
         clean.setdefault(syndrome, {}).setdefault(subject, {})[image] = v
     for syndrome, subjects in obj.items():
         if not isinstance(subjects, dict):
@@ -160,16 +203,7 @@ def check_embeddings(obj: Any, source: str, dim: int | None = None) -> Integrity
         for subject, images in subjects.items():
             if isinstance(images, dict) and str(subject) not in clean.get(str(syndrome), {}):
                 note("empty subject", syndrome, subject, detail="no usable image")
-
-    if not kept_entries:
-        raise DataError(f"{source}: no usable image vector left after the integrity checks "
-                        f"({len(findings)} problems, first: {findings[0] if findings else '-'})")
-    kept = {"syndromes": len(clean),
-            "subjects": len(syndromes_of),
-            "images": len(kept_entries)}
-    order = {name: i for i, (name, _) in enumerate(CHECKS)}
-    findings.sort(key=lambda f: order[f["check"]])
-    return IntegrityReport(clean=clean, dim=dim, found=dict(found), kept=kept, findings=findings)
+    return clean
 
 
 def _drop_identical_vectors(entries: list[tuple[str, str, str, np.ndarray]], note: Any

@@ -7,6 +7,7 @@ import argparse
 from notsure.cli.commands import add_command
 from notsure.cli.options import (
     add_folds_option,
+    add_guarantee_options,
     add_option,
     add_run_options,
     add_seed_option,
@@ -48,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="least-confident images listed, and images per gallery")
     add_option(p, "--knn-k", type=int, default_from=_CONFIG + "knn_k",
                help="neighbours of the k-NN second opinion (cosine, raw pixels)")
-    add_option(p, "--rank-by", choices=("self_confidence", "margin"),
-               default_from=_CONFIG + "rank_by",
+    add_option(p, "--rank-by", default_from=_CONFIG + "rank_by",
+               choices_from="notsure.analysis.ambiguity:RANK_BY",
                help="order of suspected label errors: probability of the given label "
                     "(lowest first) or p(predicted) - p(given) (largest first)")
     p.add_argument("--write-exclusions", metavar="FILE",
@@ -62,10 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(slow: two trainings)")
     add_option(p, "--test-per-class", type=int, default_from=_SELECTIVE + "test_per_class",
                help="test images per class of --measure-exclusion without --run")
-    add_option(p, "--target-fpr", type=float, default_from=_SELECTIVE + "target_fpr",
-               help="target FPR of --measure-exclusion without --run")
-    add_option(p, "--delta", type=float, default_from=_SELECTIVE + "delta",
-               help="delta of --measure-exclusion without --run")
+    add_guarantee_options(p, _SELECTIVE, " (--measure-exclusion without --run)")
     add_run_options(p, _CONFIG[:-1])
     p.set_defaults(func=_ambiguous)
 

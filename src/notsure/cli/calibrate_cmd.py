@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.commands import add_command
-from notsure.cli.options import add_option, given
+from notsure.cli.options import add_guarantee_options, add_option, given
+from notsure.decisions.thresholds import SCORE_KINDS
 
 _CONFIG = "notsure.jobs.calibrate.run:CalibrateConfig."
 
@@ -25,11 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", required=True, metavar="LABELS",
                    help="true class of every row: CSV (one per line) or .npy; class names if "
                         "the scores name their columns, else column indices 0..C-1")
-    add_option(p, "--target-fpr", type=float, default_from=_CONFIG + "target_fpr",
-               help="max false positive rate of every class")
-    add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
-               help="allowed probability that the guarantee fails")
-    add_option(p, "--kind", choices=("auto", "logits", "probabilities"),
+    add_guarantee_options(p, _CONFIG)
+    add_option(p, "--kind", choices=SCORE_KINDS,
                default_from=_CONFIG + "kind",
                help="what the scores are; auto: probabilities if every row is in [0, 1] and "
                     "sums to 1")

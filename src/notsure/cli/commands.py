@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from notsure.data.limits import ENV_VARS, FLAGS
+from notsure.models.runtime import BACKENDS
 
 _LIMIT_HELP = {
     "max_bytes": "decoded bytes one input may take, e.g. 8G (default 4G)",
@@ -43,5 +44,5 @@ def add_run_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     """``--backend``: what scores a run's members (``predict``, ``evaluate``, ``serve``)."""
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="scoring back end (auto: ONNX Runtime where installed, else torch)")

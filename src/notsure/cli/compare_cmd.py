@@ -13,6 +13,7 @@ from notsure.cli.options import (
     add_seed_option,
     data_path,
     job_config,
+    lazy_choices,
     run_options,
 )
 
@@ -53,10 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-max", type=_cap, action="append", default=[], metavar="MODEL=N",
                    help="train MODEL's final fit on at most N samples (a stratified subsample); "
                         "repeatable")
-    p.add_argument("--class-weight", choices=("balanced",),
-                   help="weigh classes equally in training (default: every image counts once)")
-    add_option(p, "--select-by", choices=("macro_f1", "accuracy"),
-               default_from=_CONFIG + "select_by",
+    lazy_choices(p.add_argument(
+        "--class-weight",
+        help="weigh classes equally in training (default: every image counts once)"),
+        "notsure.models.classical:CLASS_WEIGHTS")
+    add_option(p, "--select-by", default_from=_CONFIG + "select_by",
+               choices_from="notsure.jobs.compare.pipeline:SELECT_BY",
                    help="CV score that chooses each family's hyperparameters")
     p.add_argument("--epochs", type=int, help="override the CNN presets' epochs")
     add_run_options(p, _CONFIG[:-1])

@@ -13,14 +13,13 @@ from notsure.cli.commands import add_command, common_options
 from notsure.cli.options import add_option, given
 from notsure.data.images import IMAGE_INPUTS
 from notsure.data.load import FORMATS
+from notsure.data.mnist import PARTS
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import to_jsonable
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 
 _LETTERS = "notsure.data.letters:make_letters_file."
-#: Parts of MNIST an export can be limited to (sample ids start with ``<part>/``).
-SPLITS = ("train", "t10k")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_input_options(export)
     export.add_argument("--to", required=True, choices=["csv"], help="output layout")
     export.add_argument("--out", required=True, type=Path, metavar="FILE", help="output file")
-    export.add_argument("--split", choices=SPLITS,
+    export.add_argument("--split", choices=PARTS,
                         help="only the samples of this MNIST part (ids starting with PART/)")
     export.set_defaults(func=run_export)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from notsure.analysis.knn import WEIGHTINGS
 from notsure.cli.commands import add_command
 from notsure.cli.options import (
     add_data_option,
@@ -36,13 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="inner folds that choose k (and C) inside each training part")
     add_option(p, "--k-max", type=int, default_from=_CONFIG + "k_max",
                help="k is chosen among 1..K_MAX")
-    add_option(p, "--weighting", choices=("uniform", "distance"),
+    add_option(p, "--weighting", choices=WEIGHTINGS,
                default_from=_CONFIG + "weighting",
                help="k-NN votes: equal (uniform) or weighted by 1/distance")
     p.add_argument("--dim", type=int,
                    help="expected vector length (default: the most common length)")
-    add_option(p, "--tsne-backend", choices=("auto", "opentsne", "sklearn"),
-               default_from=_CONFIG + "tsne_backend",
+    add_option(p, "--tsne-backend", default_from=_CONFIG + "tsne_backend",
+               choices_from="notsure.jobs.embeddings.pipeline:TSNE_BACKENDS",
                    help="t-SNE implementation (auto: openTSNE if installed)")
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE maps")
     p.add_argument("--no-baseline", action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from notsure.cli.commands import add_command, add_run_argument
+from notsure.cli.options import lazy_choices
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(K, N, C) out) and decision.json (class names, thresholds, the rule) after "
                     "checking that ONNX Runtime reproduces torch's logits.")
     add_run_argument(p)
-    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    lazy_choices(p.add_argument("--format", default="onnx", help="export format (onnx)"),
+                 "notsure.deploy.export:FORMATS")
     p.add_argument("--out", help="folder to write (default RUN_DIR/export)")
     p.set_defaults(func=_export)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -68,13 +70,51 @@ def resolve_default(spec: str) -> Any:
     return default_of(getattr(importlib.import_module(module), owner), name)
 
 
+class Choices(Sequence):
+    """An option's choices, the constant ``"module:NAME"`` of the module that owns them, imported
+    only when first needed: when the option is given, or help or usage is shown. So the parser
+    offers a job's choices without importing the job (None, an option not given, is left out)."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    @functools.cached_property
+    def values(self) -> tuple[Any, ...]:
+        module, _, name = self.spec.partition(":")
+        return tuple(v for v in getattr(importlib.import_module(module), name) if v is not None)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.values[index]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def lazy_choices(action: argparse.Action, spec: str) -> argparse.Action:
+    """Give ``action`` the :class:`Choices` of ``spec``; set after ``add_argument``, which would
+    read them at once (to check the metavar)."""
+    action.choices = Choices(spec)
+    return action
+
+
 def add_option(parser: argparse.ArgumentParser, *flags: str, default_from: str,
-               **kwargs: Any) -> argparse.Action:
+               choices_from: str | None = None, **kwargs: Any) -> argparse.Action:
     """An option whose default is ``default_from`` (``"module:Config.field"``), shown in
-    ``--help``; the parsed value is None when the option is not given."""
+    ``--help``; the parsed value is None when the option is not given. ``choices_from``
+    (``"module:NAME"``) gives choices owned by a module too heavy to import for parsing."""
     action = parser.add_argument(*flags, default=None, **kwargs)
     action.default_from = default_from  # type: ignore[attr-defined]
-    return action
+    return action if choices_from is None else lazy_choices(action, choices_from)
+
+
+def add_guarantee_options(parser: argparse.ArgumentParser, config: str,
+                          about: str = "") -> None:
+    """``--target-fpr`` and ``--delta``, the guarantee every certifying command takes, with
+    defaults from ``config`` (``"module:Config."``); ``about`` ends each help line."""
+    add_option(parser, "--target-fpr", type=float, default_from=config + "target_fpr",
+               help="max false positive rate of every class" + about)
+    add_option(parser, "--delta", type=float, default_from=config + "delta",
+               help="allowed probability that the guarantee fails" + about)
 
 
 def given(**options: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import argparse
 from notsure.cli.commands import add_backend_option, add_command, add_run_argument
 from notsure.cli.options import (
     add_folds_option,
+    add_guarantee_options,
     add_option,
     add_run_options,
     add_seed_option,
@@ -15,6 +16,7 @@ from notsure.cli.options import (
 )
 from notsure.decisions.neyman_pearson import MEANING_TEXT, MEANINGS
 from notsure.decisions.rules import RULES
+from notsure.models.runtime import PRECISIONS
 
 _CONFIG = "notsure.jobs.selective.pipeline:SelectiveConfig."
 
@@ -41,23 +43,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="decision rule: routed = each image answered by one fold ensemble picked "
                     "by a hash of its pixels (calibrated exactly); min-fold / min-member = "
                     "every fold ensemble / every member must clear the threshold")
-    add_option(p, "--target-fpr", type=float, default_from=_CONFIG + "target_fpr",
-               help="max FPR for every class")
-    add_option(p, "--delta", type=float, default_from=_CONFIG + "delta",
-               help="allowed probability that the guarantee fails")
+    add_guarantee_options(p, _CONFIG)
     add_option(p, "--fpr-meaning", choices=MEANINGS, default_from=_CONFIG + "fpr_meaning",
                help="; ".join(f"{k}: {v}" for k, v in MEANING_TEXT.items())
                + " (the test set has --test-per-class images per class)")
     p.add_argument("--quick", action="store_true", default=None,
                    help="small model, few epochs: a smoke test that still writes every artifact")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--precision", choices=("bf16", "fp32"), help="override the preset's precision")
+    p.add_argument("--precision", choices=PRECISIONS, help="override the preset's precision")
     p.add_argument("--exclusions", metavar="FILE",
                    help="CSV id,given_label,suggested_label of suspected label errors (as written "
                         "by `notsure ambiguous --write-exclusions`): listed training-pool samples "
                         "are dropped or relabelled; the test split is drawn as without it")
-    add_option(p, "--exclusion-mode", choices=("drop", "relabel"),
-               default_from=_CONFIG + "exclusion_mode",
+    add_option(p, "--exclusion-mode", default_from=_CONFIG + "exclusion_mode",
+               choices_from="notsure.jobs.selective.pipeline:EXCLUSION_MODES",
                help="drop the listed training-pool samples, or train and calibrate them with "
                     "their suggested labels")
     add_run_options(p, _CONFIG[:-1])

@@ -33,7 +33,8 @@ from notsure.io.atomic import atomic_write_json, to_jsonable
 
 #: The format tag of a saved thresholds file.
 THRESHOLDS_FORMAT = "notsure-thresholds/1"
-#: Its name in a folder (a calibrate run, a selective run, a saved SelectiveClassifier).
+#: What ``calibrate(kind=...)`` accepts; the file's name in a folder is
+#: :data:`notsure.io.run_folder.THRESHOLDS_FILE`.
 SCORE_KINDS = ("auto", "logits", "probabilities")
 #: Probabilities are clipped here before the log, so a probability of 0 has a finite margin.
 _TINY = np.finfo(np.float64).tiny
@@ -79,6 +80,7 @@ def score_margins(scores: np.ndarray, kind: str, name: str = "scores") -> np.nda
 
 def certificate_text(cert: ClassCertificate, name: Any, target_fpr: float, delta: float) -> str:
     """One sentence: what class ``name``'s threshold guarantees, or why it guarantees less."""
+    name = name.item() if isinstance(name, np.generic) else name  # 'cat', not np.str_('cat')
     if cert.meaning != "rate" and cert.test_pass_probability is not None:
         return (f"class {name!r}: a test set with {cert.test_negatives:,} negatives shows FPR <= "
                 f"{target_fpr:g} with probability {cert.test_pass_probability:.4g}, from "
@@ -128,23 +130,89 @@ def _encode_labels(y: np.ndarray, classes: Sequence[Hashable] | None, n_classes:
 
 
 class NeymanPearsonThresholds:
-    """Per-class thresholds that keep each class's false positive rate at or below
+    """Certified per-class thresholds for any model's held-out scores.
+
+    Per-class thresholds that keep each class's false positive rate at or below
     ``target_fpr``, except with probability at most ``delta`` over the calibration draw.
-
     ``calibrate(scores, y)`` takes an ``(n, n_classes)`` array of any model's out-of-sample
-    scores and their true classes. Scores are logits (any real scores where larger means more
-    likely) or probabilities. Either way a class's calibrated score is its margin,
-    ``s_c - max_{j != c} s_j``. Probabilities are clipped at the smallest positive float and
-    their logarithms taken: log-probabilities are logits up to a per-row constant, so their
-    margins equal the logit margins (and, unlike probabilities, do not saturate near 1).
-    ``predict(scores)`` answers the arg-max class when its margin is above its threshold, else
-    :data:`notsure.NOT_SURE`. The guarantee holds for new samples drawn like the calibration
-    ones and scored by the same model; the calibration scores must come from a model that did
-    not train on those samples.
+    scores and their true classes; ``predict(scores)`` then answers the arg-max class when its
+    margin is above its threshold, else :data:`notsure.NOT_SURE`. A model that was not trained
+    here thus gets the same certified ``not_sure`` as ``notsure selective``, and the thresholds
+    are saved with their certificates (:meth:`save`, :meth:`load`).
 
-    A class with too few calibration negatives for the target (:func:`min_negatives`) gets the
-    most conservative threshold the data allow and a certificate saying what it does certify;
-    with ``strict=True`` it is an error instead.
+    Parameters
+    ----------
+    target_fpr : float, default=0.00015
+        The highest false positive rate allowed for every class, in (0, 1)
+        (:data:`~notsure.decisions.DEFAULT_TARGET_FPR`).
+    delta : float, default=0.05
+        The probability, over the draw of the calibration data, that a class's FPR may exceed
+        ``target_fpr`` anyway, in (0, 1) (:data:`~notsure.decisions.DEFAULT_DELTA`).
+    strict : bool, default=False
+        A class with too few calibration negatives for the target (:func:`min_negatives`)
+        gets the most conservative threshold the data allow and a certificate saying what it
+        does certify; with ``strict=True`` :meth:`calibrate` raises ``ConfigError`` instead.
+
+    Attributes
+    ----------
+    kind_ : str
+        ``"logits"`` or ``"probabilities"``: what the scores were taken to be (``kind="auto"``
+        decides with :func:`score_kind`); :meth:`predict` reads new scores the same way.
+    classes_ : tuple
+        The class of every score column: ``classes`` given to :meth:`calibrate`, else the
+        column indices ``0..n_classes-1``.
+    thresholds_ : ndarray of shape (n_classes,)
+        Every class's threshold on its margin.
+    certificates_ : list of ClassCertificate
+        Per class: the threshold's guarantee, or why it has none (:meth:`certificate_texts`
+        in words).
+
+    See Also
+    --------
+    SelectiveClassifier : Cross-fits a scikit-learn classifier and calibrates these
+        thresholds on its out-of-fold scores.
+    choose_thresholds : The threshold rule and its guarantee.
+    ThresholdStrategy : The decision rule applied by :meth:`predict`.
+
+    Notes
+    -----
+    Scores are logits (any real scores where larger means more likely) or probabilities.
+    Either way a class's calibrated score is its margin, ``s_c - max_{j != c} s_j``.
+    Probabilities are clipped at the smallest positive float and their logarithms taken:
+    log-probabilities are logits up to a per-row constant, so their margins equal the logit
+    margins (and, unlike probabilities, do not saturate near 1).
+
+    The guarantee holds for new samples drawn like the calibration ones and scored by the same
+    model; the calibration scores must come from a model that did not train on those samples.
+    A saved file that was edited no longer loads: its certificates would no longer hold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from notsure import NeymanPearsonThresholds
+    >>> rng = np.random.default_rng(0)
+    >>> def held_out_scores(n):
+    ...     y = rng.integers(0, 3, size=n)
+    ...     scores = rng.normal(size=(n, 3))
+    ...     scores[np.arange(n), y] += 2.5  # the true class scores higher
+    ...     return scores, y
+    >>> scores, y = held_out_scores(3000)
+    >>> names = ["cat", "dog", "fox"]
+    >>> thresholds = NeymanPearsonThresholds(target_fpr=0.01, delta=0.05).calibrate(
+    ...     scores, np.array(names)[y], classes=names)
+    >>> thresholds.kind_, thresholds.classes_
+    ('logits', ('cat', 'dog', 'fox'))
+    >>> thresholds.thresholds_.round(2)
+    array([1.12, 1.06, 0.82])
+    >>> print(thresholds.certificate_texts()[0])
+    class 'cat': P(FPR > 0.01) <= 0.03217 (<= delta 0.05) from 2,038 calibration negatives
+    >>> new_scores, new_y = held_out_scores(20000)
+    >>> pred = thresholds.predict(new_scores)
+    >>> thresholds.labels_of(pred[:6])
+    ['not_sure', 'cat', 'fox', 'not_sure', 'not_sure', 'fox']
+    >>> fpr = [np.mean(pred[new_y != c] == c) for c in range(3)]
+    >>> print(np.round(fpr, 3), f"coverage {np.mean(pred != -1):.2f}")
+    [0.004 0.005 0.007] coverage 0.78
     """
 
     def __init__(self, target_fpr: float = DEFAULT_TARGET_FPR, delta: float = DEFAULT_DELTA,

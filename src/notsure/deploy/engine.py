@@ -17,17 +17,13 @@ from typing import Any
 import numpy as np
 
 from notsure.constants import NOT_SURE
-from notsure.deploy.predictor import (
-    PREDICTOR_FILE,
-    Decisions,
-    PixelChecks,
-    SelectivePredictor,
-)
-from notsure.deploy.selective_run import METRICS_FILE, THRESHOLDS_FILE, read_json
+from notsure.deploy.predictor import Decisions, PixelChecks, SelectivePredictor
+from notsure.deploy.selective_run import read_json
 from notsure.errors import ConfigError, DataError
+from notsure.io.run_folder import METRICS_FILE, PREDICTOR_FILE, THRESHOLDS_FILE
 from notsure.models.onnx_session import onnx_available
+from notsure.models.runtime import BACKENDS
 
-BACKENDS = ("auto", "onnx", "torch")
 #: Why an image got its label; the predictor's own ``reason`` is used when it has one.
 ANSWERED, BELOW_THRESHOLD = "answered", "below_threshold"
 

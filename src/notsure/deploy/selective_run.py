@@ -2,7 +2,8 @@
 :mod:`notsure.jobs.selective.run`) and how it is read back.
 
 Every reader of a selective run (``predict``, ``evaluate``, ``serve``, ``ambiguous``, the
-benchmarks) goes through :class:`SelectiveRun`, so the folder's format has one owner:
+benchmarks) goes through :class:`SelectiveRun`, so the folder's format has one owner (its file
+names, kinds and versions are in :data:`notsure.io.run_folder.RUN_FILES`):
 
 - ``manifest.json``: settings, data provenance and fingerprint, status
   (:mod:`notsure.io.run_folder`);
@@ -30,15 +31,16 @@ from notsure.data.splits import (
     load_split,
     save_split,
 )
-from notsure.decisions.thresholds import THRESHOLDS_FILE
-from notsure.deploy.predictor import PREDICTOR_FILE, SelectivePredictor
+from notsure.deploy.predictor import SelectivePredictor
 from notsure.errors import ConfigError, DataError
 from notsure.io.run_folder import (
     FOLDS_FILE,
     MANIFEST,
     METRICS_FILE,
+    PREDICTOR_FILE,
     SCORES_FILE,
     SPLIT_FILE,
+    THRESHOLDS_FILE,
     RunFolder,
 )
 

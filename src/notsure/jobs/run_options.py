@@ -5,18 +5,36 @@ ends (report, completion, tracking, summary line)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 from notsure.errors import ConfigError
 from notsure.io.progress import say
 from notsure.io.run_folder import RunFolder
-from notsure.parallel import execution_of
+from notsure.parallel import EXECUTORS, execution_of
+from notsure.params import Interval, Options
 from notsure.tracking import check_tracking, log_run
+
+#: The options of every cross-fitting job, merged into its ``_constraints`` (a job whose fields
+#: are named otherwise, e.g. ``cv_folds``, takes the entries one by one).
+CROSS_FIT_CONSTRAINTS = {
+    "folds": [Interval(Integral, 2, None)],
+    "seed": [Interval(Integral, 0, None)],
+    "epochs": [None, Interval(Integral, 1, None)],  # None: the preset's epochs
+}
+#: Where a job's tasks run, merged into every job's ``_constraints``; :func:`check_run_options`
+#: adds the checks across fields.
+RUN_CONSTRAINTS = {
+    "executor": [Options(EXECUTORS)],
+    "workers": [None, Interval(Integral, 1, None)],  # None: one per core
+}
 
 
 def check_run_options(config: Any) -> None:
-    """Refuse bad execution, resume or tracking settings of a job config, naming the flag."""
+    """The run-option checks a table cannot say (the values themselves are in RUN_CONSTRAINTS):
+    ``--scheduler`` needs ``--executor dask`` and dask needs installing, ``--resume`` excludes
+    ``--out``, ``--mlflow`` needs MLflow installed."""
     execution_of(config).validate()
     if getattr(config, "resume", None) is not None and config.out is not None:
         raise ConfigError("--resume continues the run in its own folder; drop --out")

@@ -28,13 +28,86 @@ PRESETS = ("default", "quick")
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
-    """A CNN on raw-pixel images ``(n, H, W)`` (values 0..255), with any hashable labels.
+    """The project's CNN as a scikit-learn classifier on raw-pixel images ``(n, H, W)``.
 
-    ``preset`` is ``"default"`` (the main job's network and training) or ``"quick"`` (briefly
-    trained on a subsample); ``epochs``, ``batch_size``, ``max_train``, ``precision`` and
-    ``threads`` override the preset's settings when not None. ``random_state`` (an int) seeds
-    initialisation, shuffling, augmentation and subsampling. ``decision_function`` returns the
-    ``(n, n_classes)`` logits, also for two classes; ``predict_proba`` their softmax.
+    A CNN on raw-pixel images ``(n, H, W)`` (values 0..255), with any hashable labels. It
+    trains a :class:`~notsure.models.cnn.CNNConfig` preset with
+    :func:`~notsure.models.train.train_cnn` (seeded, deterministic on a fixed machine and
+    thread count), so ``SelectiveClassifier(CNNClassifier())`` is the main job's model; one
+    network works for any image size and any number of classes. ``decision_function`` returns
+    the ``(n, n_classes)`` logits, also for two classes; ``predict_proba`` their softmax.
+
+    Parameters
+    ----------
+    preset : {"default", "quick"}, default="default"
+        ``"default"``: the main job's network and training; ``"quick"``: the same network
+        briefly trained on a subsample (3 epochs, at most 10,000 images).
+    epochs : int or None, default=None
+        Passes over the training images; None keeps the preset's.
+    batch_size : int or None, default=None
+        Images per optimizer step; None keeps the preset's.
+    max_train : int or None, default=None
+        At most this many training images (a seeded random subsample); None keeps the
+        preset's (all images for ``"default"``).
+    precision : {"bf16", "fp32"} or None, default=None
+        ``"bf16"`` runs convolutions in bfloat16 autocast; None keeps the preset's (bf16 only
+        where the CPU has native bf16).
+    threads : int or None, default=None
+        Torch threads for training and scoring; None keeps the preset's (every core).
+    random_state : int, default=0
+        An int >= 0 seeding initialisation, shuffling, augmentation and subsampling.
+    quiet : bool, default=True
+        Hide the per-epoch progress bars while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen in ``fit``, sorted.
+    model_ : ConvNet
+        The trained network, in eval mode.
+    config_ : CNNConfig
+        The settings it was trained with: the preset and the overrides.
+    image_shape_ : tuple of int
+        ``(H, W)`` of the training images; ``decision_function`` refuses other sizes.
+    history_ : list of dict
+        One dict of figures per training epoch (train loss and accuracy, seconds, images/s,
+        final learning rate); empty for a network read by :meth:`load`.
+
+    See Also
+    --------
+    SelectiveClassifier : Cross-fits this network and answers ``not_sure`` with certified
+        per-class false positive rates.
+    notsure.models.train.train_cnn : The training loop.
+
+    Notes
+    -----
+    ``epochs``, ``batch_size``, ``max_train``, ``precision`` and ``threads`` override the
+    preset's settings when not None (:meth:`cnn_config` gives the result, validated).
+    Saved without pickle (:meth:`save`, :meth:`load`): the weights as safetensors and the
+    settings and classes as JSON, through :mod:`notsure.models.store`.
+
+    Examples
+    --------
+    Tiny random images, a bright bar marking class ``"odd"``; one thread and fp32, so that
+    training (about two seconds) gives the same network on every run.
+
+    >>> import numpy as np
+    >>> from notsure import CNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, size=(64, 16, 16), dtype=np.uint8)
+    >>> y = np.repeat(["even", "odd"], 32)
+    >>> X[y == "odd", 4:12, 6:10] = 255
+    >>> clf = CNNClassifier("quick", epochs=3, batch_size=16, precision="fp32", threads=1,
+    ...                     random_state=0)
+    >>> clf.get_params()["epochs"], clf.cnn_config().max_train
+    (3, 10000)
+    >>> clf = clf.fit(X, y)
+    >>> clf.classes_, clf.image_shape_, len(clf.history_)
+    (array(['even', 'odd'], dtype='<U4'), (16, 16), 3)
+    >>> clf.decision_function(X[:4]).shape, clf.predict_proba(X[:4]).shape
+    ((4, 2), (4, 2))
+    >>> bool(clf.score(X, y) > 0.9)
+    True
     """
 
     def __init__(self, preset: str = "default", *, epochs: int | None = None,

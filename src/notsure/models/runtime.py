@@ -21,6 +21,10 @@ WEIGHTS_SUFFIX, CONFIG_SUFFIX = ".safetensors", ".json"
 FORMAT, VERSION = "notsure-cnn", 1  # the settings header of a stored network
 Precision = Literal["bf16", "fp32"]
 PRECISIONS = ("bf16", "fp32")
+#: What scores a run's members (``--backend`` of predict, evaluate, serve): "auto" is ONNX Runtime
+#: where installed, else torch. Here, not in ``deploy.engine``, so the command line offers them
+#: without importing torch.
+BACKENDS = ("auto", "onnx", "torch")
 
 
 @lru_cache(maxsize=1)

@@ -87,6 +87,35 @@ def train_cnn(
     slower when another process shares a core; to train several models on a busy machine, run
     them in separate processes with ``config.threads=1``.
     """
+    x, y, x_val, y_val = _prepare_data(x, y, n_classes, config, seed, x_val, y_val)
+    with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = _fresh_model(x, n_classes, config)
+        xt = torch.tensor(x)  # a copy: the caller's array may be read-only
+        yt = torch.from_numpy(y)
+        batch = min(config.batch_size, len(x))
+        steps_per_epoch = len(x) // batch  # drop the ragged last batch: stable BatchNorm
+        opt = _optimizer(model, config)
+        total_steps = config.epochs * steps_per_epoch
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, total_steps, config))
+        history: list[dict[str, Any]] = []
+        for epoch in range(1, config.epochs + 1):
+            row = _train_epoch(model, opt, sched, xt, yt, gen, batch, steps_per_epoch, epoch,
+                               config, quiet)
+            if x_val is not None:
+                row.update(_validation_figures(model, x_val, y_val, config))
+            history.append(row)
+        model.eval()
+    return TrainResult(model=model, config=config, image_shape=(x.shape[1], x.shape[2]),
+                       history=history)
+
+
+def _prepare_data(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed: int,
+                  x_val: np.ndarray | None, y_val: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Checked training and validation arrays, the training set subsampled to ``max_train``."""
     x = check_images(x)
     y = _check_labels(y, len(x), n_classes, "y")
     if len(x) == 0:
@@ -99,68 +128,63 @@ def train_cnn(
     if config.max_train is not None and config.max_train < len(x):
         keep = np.sort(np.random.default_rng(seed).choice(len(x), config.max_train, replace=False))
         x, y = x[keep], y[keep]
+    return x, y, x_val, y_val
 
-    with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        model = build_model(config, n_classes)
-        pixels = x[:: max(1, len(x) // 10_000)].astype(np.float32) / 255  # a spread sample
-        model.scale.mean.fill_(float(pixels.mean()))
-        model.scale.std.fill_(float(pixels.std()) or 1.0)
-        model = model.to(memory_format=torch.channels_last)
 
-        xt = torch.tensor(x)  # a copy: the caller's array may be read-only
-        yt = torch.from_numpy(y)
-        batch = min(config.batch_size, len(x))
-        steps_per_epoch = len(x) // batch  # drop the ragged last batch: stable BatchNorm
-        opt = _optimizer(model, config)
-        total_steps = config.epochs * steps_per_epoch
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(step, total_steps, config))
-        use_bf16 = config.precision == "bf16"
-        history: list[dict[str, Any]] = []
+def _fresh_model(x: np.ndarray, n_classes: int, config: CNNConfig) -> ConvNet:
+    """A new network (from torch's seeded RNG) whose input scaling is fitted to ``x``'s pixels."""
+    model = build_model(config, n_classes)
+    pixels = x[:: max(1, len(x) // 10_000)].astype(np.float32) / 255  # a spread sample
+    model.scale.mean.fill_(float(pixels.mean()))
+    model.scale.std.fill_(float(pixels.std()) or 1.0)
+    return model.to(memory_format=torch.channels_last)
 
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            t0 = time.perf_counter()
-            order = torch.randperm(len(x), generator=gen)
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            correct = torch.zeros((), dtype=torch.int64)
-            steps = progress(range(steps_per_epoch), desc=f"train epoch {epoch}/{config.epochs}",
-                             quiet=quiet)
-            for step in steps:
-                idx = order[step * batch:(step + 1) * batch]
-                xb = xt[idx].unsqueeze(1).float()
-                if config.augment:
-                    xb = random_affine(xb, gen)
-                yb = yt[idx]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = model(xb.contiguous(memory_format=torch.channels_last))
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.detach().argmax(1) == yb).sum()
-            seconds = time.perf_counter() - t0
-            seen = steps_per_epoch * batch
-            row: dict[str, Any] = {
-                "epoch": epoch,
-                "train_loss": float(loss_sum) / seen,
-                "train_acc": float(correct) / seen,
-                "seconds": seconds,
-                "images_per_s": seen / seconds,
-                "lr_end": float(sched.get_last_lr()[0]),
-            }
-            if x_val is not None:
-                model.eval()
-                val_logits = predict_logits(model, x_val, precision=config.precision,
-                                            threads=config.threads)
-                lt = torch.from_numpy(val_logits)
-                row["val_loss"] = float(F.cross_entropy(lt, torch.from_numpy(y_val)))
-                row["val_acc"] = float((val_logits.argmax(1) == y_val).mean())
-            history.append(row)
-        model.eval()
-    return TrainResult(model=model, config=config, image_shape=(x.shape[1], x.shape[2]),
-                       history=history)
+
+def _train_epoch(model: ConvNet, opt: torch.optim.Optimizer,
+                 sched: torch.optim.lr_scheduler.LambdaLR, xt: torch.Tensor, yt: torch.Tensor,
+                 gen: torch.Generator, batch: int, steps_per_epoch: int, epoch: int,
+                 config: CNNConfig, quiet: bool) -> dict[str, Any]:
+    """One pass over shuffled full batches; the epoch's history row (without validation)."""
+    model.train()
+    t0 = time.perf_counter()
+    order = torch.randperm(len(xt), generator=gen)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    use_bf16 = config.precision == "bf16"
+    steps = progress(range(steps_per_epoch), desc=f"train epoch {epoch}/{config.epochs}",
+                     quiet=quiet)
+    for step in steps:
+        idx = order[step * batch:(step + 1) * batch]
+        xb = xt[idx].unsqueeze(1).float()
+        if config.augment:
+            xb = random_affine(xb, gen)
+        yb = yt[idx]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            logits = model(xb.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == yb).sum()
+    seconds = time.perf_counter() - t0
+    seen = steps_per_epoch * batch
+    return {
+        "epoch": epoch,
+        "train_loss": float(loss_sum) / seen,
+        "train_acc": float(correct) / seen,
+        "seconds": seconds,
+        "images_per_s": seen / seconds,
+        "lr_end": float(sched.get_last_lr()[0]),
+    }
+
+
+def _validation_figures(model: ConvNet, x_val: np.ndarray, y_val: np.ndarray,
+                        config: CNNConfig) -> dict[str, float]:
+    """Validation loss and accuracy of ``model`` (switched to eval mode)."""
+    model.eval()
+    val_logits = predict_logits(model, x_val, precision=config.precision, threads=config.threads)
+    lt = torch.from_numpy(val_logits)
+    return {"val_loss": float(F.cross_entropy(lt, torch.from_numpy(y_val))),
+            "val_acc": float((val_logits.argmax(1) == y_val).mean())}

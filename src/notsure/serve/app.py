@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notsure.deploy.engine import Engine, reasons_of
+from notsure.deploy.predictor import Decisions
 from notsure.errors import NotsureError
 from notsure.models.runtime import resolve_threads
 from notsure.serve.batching import Batcher
@@ -127,29 +128,53 @@ def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = Non
     app = FastAPI(title="notsure", version="1", lifespan=lifespan,
                   description="A classifier that answers a class or `not_sure`, with per-class "
                               "false positive rates certified by its run.")
+    _add_error_handlers(app)
+    _add_info_routes(app, page, info, engine, model_doc)
+    _add_predict_route(app, engine, info, limits, batcher, shape, class_names, threshold_list)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
+    return app
 
-    @app.exception_handler(NotsureError)
-    async def _bad_input(request: Request, exc: NotsureError) -> JSONResponse:
-        return _error(400, str(exc))
 
-    @app.exception_handler(TooLarge)
-    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
-        return _error(413, str(exc))
+async def _bad_input(request: Request, exc: NotsureError) -> JSONResponse:
+    """A NotsureError raised by a request's content: 400."""
+    return _error(400, str(exc))
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+    """A body that grew past the limit while streaming: 413."""
+    return _error(413, str(exc))
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s", request.url.path)
-        return _error(500, f"internal error ({type(exc).__name__}); the server keeps running")
+
+async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    """An HTTPException: its status and detail as a JSON error."""
+    return _error(exc.status_code, str(exc.detail))
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request FastAPI's validation refused: 422 naming the first bad field."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+
+async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: logged with its traceback, answered 500 without one."""
+    log.exception("internal error on %s", request.url.path)
+    return _error(500, f"internal error ({type(exc).__name__}); the server keeps running")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Answer every error with a JSON ``{"error": "<one line>"}``, never a traceback."""
+    app.add_exception_handler(NotsureError, _bad_input)
+    app.add_exception_handler(TooLarge, _too_large)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _bug)
+
+
+def _add_info_routes(app: FastAPI, page: str, info: dict[str, Any], engine: Engine,
+                     model_doc: dict[str, Any]) -> None:
+    """Register the page (``/``), ``/api/health`` and ``/api/model``."""
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -164,6 +189,12 @@ def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = Non
     async def model() -> dict:
         """Classes, thresholds, target FPR, delta, certificates and the run id."""
         return model_doc
+
+
+def _add_predict_route(app: FastAPI, engine: Engine, info: dict[str, Any], limits: Limits,
+                       batcher: Batcher, shape: tuple[int, ...], class_names: list,
+                       threshold_list: list[float]) -> None:
+    """Register ``POST /api/predict``, scoring through ``batcher``."""
 
     @app.post("/api/predict", openapi_extra=PREDICT_BODY)
     async def predict(
@@ -183,29 +214,34 @@ def create_app(engine: Engine, info: dict[str, Any], limits: Limits | None = Non
         else:  # decoding files takes a worker thread
             x = await run_in_threadpool(model_inputs, raw, names, shape, preprocess)
         decisions = await batcher.predict(x)
-        reasons = reasons_of(decisions)
-        labels = engine.predictor.labels_of(decisions.prediction)
-        margins, candidates = decisions.margins.tolist(), decisions.candidate.tolist()
-        out = []
-        for i, name in enumerate(names):
-            c = candidates[i]
-            item = {
-                "name": name,
-                "label": labels[i],
-                "reason": reasons[i],
-                "candidate": class_names[c],
-                "margin": margins[i][c],
-                "threshold": threshold_list[c],
-                "scores": dict(zip(class_names, margins[i], strict=True)),
-            }
-            if include_input:
-                item["input"] = x[i].tolist()
-            out.append(item)
+        out = _prediction_items(engine, decisions, names, class_names, threshold_list,
+                                x if include_input else None)
         # Plain JSON out, without FastAPI's per-value encoder: the body is already plain data.
         return JSONResponse({"run_id": info["run_id"], "predictions": out})
 
-    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
-    return app
+
+def _prediction_items(engine: Engine, decisions: Decisions, names: list[str], class_names: list,
+                      threshold_list: list[float], x: np.ndarray | None) -> list[dict]:
+    """One JSON item per image (with its input pixels when ``x`` is given)."""
+    reasons = reasons_of(decisions)
+    labels = engine.predictor.labels_of(decisions.prediction)
+    margins, candidates = decisions.margins.tolist(), decisions.candidate.tolist()
+    out = []
+    for i, name in enumerate(names):
+        c = candidates[i]
+        item = {
+            "name": name,
+            "label": labels[i],
+            "reason": reasons[i],
+            "candidate": class_names[c],
+            "margin": margins[i][c],
+            "threshold": threshold_list[c],
+            "scores": dict(zip(class_names, margins[i], strict=True)),
+        }
+        if x is not None:
+            item["input"] = x[i].tolist()
+        out.append(item)
+    return out
 
 
 async def _read_images(request: Request, limits: Limits, shape: tuple[int, int],

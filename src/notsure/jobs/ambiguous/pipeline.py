@@ -14,7 +14,9 @@ class to both models.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from numbers import Integral
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,13 +38,13 @@ from notsure.data.fetch import ensure_mnist
 from notsure.data.splits import Split, stratified_kfold
 from notsure.errors import ConfigError, DataError
 from notsure.io.progress import progress
-from notsure.jobs.run_options import check_run_options
-from notsure.jobs.selective.pipeline import check_cross_fit_options
+from notsure.jobs.run_options import CROSS_FIT_CONSTRAINTS, RUN_CONSTRAINTS, check_run_options
 from notsure.models.checkpoints import CheckpointStore
 from notsure.models.classical import neighbor_vote_shares
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import cross_fit
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of
+from notsure.params import Interval, Options, validate
 
 #: Id prefixes of a dataset's official test part, analysed by default.
 TEST_PARTS = ("t10k", "test")
@@ -89,23 +91,26 @@ class AmbiguousConfig:
     resume: str | None = None  # folder of a killed run to continue (same settings and data)
     mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
+    _constraints: ClassVar[dict] = {
+        "scope": [Options(SCOPES)],
+        "top": [Interval(Integral, 1, None)],
+        "knn_k": [Interval(Integral, 1, None)],
+        "rank_by": [Options(RANK_BY)],
+        **CROSS_FIT_CONSTRAINTS,
+        **RUN_CONSTRAINTS,
+    }
+
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
-        if self.top < 1:
-            raise ConfigError(f"--top must be >= 1, got {self.top}")
-        if self.knn_k < 1:
-            raise ConfigError(f"--knn-k must be >= 1, got {self.knn_k}")
-        if self.rank_by not in RANK_BY:
-            raise ConfigError(f"--rank-by must be one of {RANK_BY}, got {self.rank_by!r}")
-        if self.scope not in SCOPES:
-            raise ConfigError(f"scope must be one of {SCOPES}, got {self.scope!r}")
+        validate(self, self._constraints, names={"scope": "scope"})  # set by --split / --all
+        # Across fields: what --split and --data need of --run, and the run options.
         if self.scope == "split" and self.run is None:
             raise ConfigError("--split analyses a run's test split: give --run RUN_DIR too")
         if self.run is not None and (self.data is not None or self.format is not None):
             raise ConfigError("--data/--format are for cross-fitting without a run; a run "
                               "folder already names its dataset")
-        check_cross_fit_options(self.folds, self.seed, self.epochs)
         check_run_options(self)
+        # Against the file system: the exclusions file must be writable where it is named.
         if self.write_exclusions is not None:
             target = Path(self.write_exclusions)
             if target.is_dir() or not target.parent.is_dir():

@@ -5,6 +5,7 @@ run's settings whole (:func:`measure_config`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,12 +21,13 @@ from notsure.analysis.ambiguity import (
 from notsure.data.dataset import Dataset
 from notsure.data.exclusions import write_exclusions
 from notsure.data.splits import Split
-from notsure.deploy.selective_run import FOLDS_FILE, SelectiveRun
+from notsure.deploy.selective_run import SelectiveRun
 from notsure.errors import ConfigError, DataError
 from notsure.io.progress import say
 from notsure.io.run_folder import (
     EXCLUSIONS_FILE,
     EXECUTION_ONLY,
+    FOLDS_FILE,
     MANIFEST,
     REPORT_HTML,
     SUMMARY_FILE,
@@ -192,13 +194,13 @@ def measure_config(config: AmbiguousConfig, run_manifest: dict | None) -> Select
     overrides either, and this job's execution settings apply."""
     recorded = (run_manifest or {}).get("config")
     if recorded:
-        chosen = recorded_settings(SelectiveConfig, recorded, NOT_TAKEN_OVER)
+        base = SelectiveConfig(**recorded_settings(SelectiveConfig, recorded, NOT_TAKEN_OVER))
     else:
-        chosen = {k: getattr(config, k) for k in OWN_SELECTIVE if getattr(config, k) is not None}
-    if config.epochs is not None:
-        chosen["epochs"] = config.epochs
-    return SelectiveConfig(**chosen, quiet=config.quiet, executor=config.executor,
-                           workers=config.workers, scheduler=config.scheduler)
+        base = SelectiveConfig(**{k: getattr(config, k) for k in OWN_SELECTIVE
+                                  if getattr(config, k) is not None})
+    epochs = base.epochs if config.epochs is None else config.epochs
+    return dataclasses.replace(base, epochs=epochs, quiet=config.quiet, executor=config.executor,
+                               workers=config.workers, scheduler=config.scheduler)
 
 
 def scores_from_run(run_dir: Path, ds: Dataset, quiet: bool) -> tuple[Scores, Split]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,13 +23,14 @@ from notsure.decisions import (
     DEFAULT_TARGET_FPR,
     NeymanPearsonThresholds,
 )
-from notsure.decisions.thresholds import SCORE_KINDS, THRESHOLDS_FILE
-from notsure.errors import ConfigError, DataError
+from notsure.decisions.thresholds import SCORE_KINDS
+from notsure.errors import DataError
 from notsure.io.atomic import atomic_write_text
 from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
-from notsure.io.run_folder import REPORT_HTML, RunFolder
+from notsure.io.run_folder import REPORT_HTML, THRESHOLDS_FILE, RunFolder
 from notsure.jobs.calibrate.report import write_report
+from notsure.params import Interval, Options, validate
 
 
 @dataclass
@@ -43,14 +46,15 @@ class CalibrateConfig:
     strict: bool = False
     quiet: bool = False
 
+    _constraints: ClassVar[dict] = {
+        "target_fpr": [Interval(Real, 0, 1, closed="neither")],
+        "delta": [Interval(Real, 0, 1, closed="neither")],
+        "kind": [Options(SCORE_KINDS)],
+    }
+
     def validate(self) -> None:
         """Refuse settings that cannot work, naming the flag, before anything is read."""
-        if not 0.0 < self.target_fpr < 1.0:
-            raise ConfigError(f"--target-fpr must lie in (0, 1), got {self.target_fpr}")
-        if not 0.0 < self.delta < 1.0:
-            raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
-        if self.kind not in SCORE_KINDS:
-            raise ConfigError(f"--kind must be one of {', '.join(SCORE_KINDS)}, got {self.kind!r}")
+        validate(self, self._constraints)
 
 
 def run_calibrate(config: CalibrateConfig, argv: list[str] | None = None) -> Path:

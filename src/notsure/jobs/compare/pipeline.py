@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -34,11 +35,12 @@ from notsure.data.splits import (
 )
 from notsure.errors import ConfigError
 from notsure.io.progress import say
-from notsure.jobs.run_options import check_run_options
+from notsure.jobs.run_options import CROSS_FIT_CONSTRAINTS, RUN_CONSTRAINTS, check_run_options
 from notsure.models import CNNConfig, predict_logits, train_cnn
 from notsure.models.checkpoints import CheckpointStore
 from notsure.models.classical import CLASS_WEIGHTS, Family, families, params_text
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of, run_tasks
+from notsure.params import Interval, Options, validate
 
 CNN_MODELS: tuple[str, ...] = ("cnn", "cnn_deep")
 CNN_TITLES = {"cnn": "CNN (selective job's)", "cnn_deep": "deeper CNN"}
@@ -80,29 +82,27 @@ class CompareConfig:
     resume: str | None = None  # folder of a killed run to continue (same settings and data)
     mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
+    _constraints: ClassVar[dict] = {
+        "test_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "test_per_class": [None, Interval(Integral, 1, None)],
+        "cv_folds": CROSS_FIT_CONSTRAINTS["folds"],
+        "seed": CROSS_FIT_CONSTRAINTS["seed"],
+        "epochs": CROSS_FIT_CONSTRAINTS["epochs"],
+        "class_weight": [Options(CLASS_WEIGHTS)],
+        "select_by": [Options(SELECT_BY)],
+        **RUN_CONSTRAINTS,
+    }
+
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
+        validate(self, self._constraints, names={"cv_folds": "--folds"})
+        check_run_options(self)  # across fields: --scheduler, --resume, --mlflow
+        # Lists of model names: the message names the unknown ones.
         if self.models is not None:
             unknown = [m for m in self.models if m not in ALL_MODELS]
             if unknown or not self.models:
                 raise ConfigError(f"--models: unknown {unknown or 'empty list'}; choose from "
                                   f"{', '.join(ALL_MODELS)}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"--test-fraction must lie in (0, 1), got {self.test_fraction}")
-        if self.test_per_class is not None and self.test_per_class < 1:
-            raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
-        if self.cv_folds < 2:
-            raise ConfigError(f"--folds must be >= 2, got {self.cv_folds}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        if self.class_weight not in CLASS_WEIGHTS:
-            raise ConfigError(f"--class-weight must be one of {CLASS_WEIGHTS[1:]}, "
-                              f"got {self.class_weight!r}")
-        if self.select_by not in SELECT_BY:
-            raise ConfigError(f"--select-by must be one of {SELECT_BY}, got {self.select_by!r}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
-        check_run_options(self)
         for option, caps in (("--cv-max", self.cv_max), ("--fit-max", self.fit_max)):
             for name, n in caps.items():
                 if name != "all" and name not in ALL_MODELS:

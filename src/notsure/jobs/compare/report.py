@@ -33,6 +33,7 @@ METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro F1"}
 
 
 def predictions_name(name: str) -> str:
+    """Where a model's test predictions are saved in the run folder."""
     return f"predictions/{name}.csv"
 
 
@@ -48,6 +49,7 @@ def holdout_scores(r: CompareResult, m: ModelResult) -> dict:
 
 
 def scored(r: CompareResult) -> list[ModelResult]:
+    """The models that have test predictions (not refused)."""
     return [m for m in r.models if m.y_pred is not None]
 
 
@@ -173,6 +175,7 @@ def _display(image: np.ndarray, pixel_max: float | None) -> np.ndarray:
 
 
 def _reference(r: CompareResult) -> tuple[str, dict] | None:
+    """The customer's write-up and figures for this dataset, if it is one of theirs."""
     ds = r.dataset
     if ds.n_classes == 10 and ds.shape == (28, 28):
         return ("the postal customer's MNIST write-up (their own split; the 99.89% they also "
@@ -184,6 +187,7 @@ def _reference(r: CompareResult) -> tuple[str, dict] | None:
 
 
 def _sample_rows(r: CompareResult) -> list[dict]:
+    """One row per model: the CV and final training samples it used."""
     n_train = len(r.split.train)
     rows = []
     for m in r.models:
@@ -199,6 +203,7 @@ def _sample_rows(r: CompareResult) -> list[dict]:
 
 
 def _summary_bullets(r: CompareResult, best: ModelResult | None) -> list[str]:
+    """The summary's findings: best model, runner-up, refusals, subsamples, small classes."""
     cfg = r.config
     out = []
     if best is not None:
@@ -242,6 +247,7 @@ def _summary_bullets(r: CompareResult, best: ModelResult | None) -> list[str]:
 
 
 def _curve_figure(m: ModelResult, select_by: str):
+    """A family's mean CV score against its main hyperparameter, with a ±1 sd band."""
     fam = m.plan.family
     groups = dict.fromkeys(p.get(fam.curve_by) for p in m.cv.candidates)
     mean, sd = m.cv.mean(select_by), m.cv.std(select_by)
@@ -257,38 +263,43 @@ def _curve_figure(m: ModelResult, select_by: str):
                          title=f"{fam.title}: CV {label} (band: ±1 sd over folds)")
 
 
-def write_report(run: RunFolder, r: CompareResult) -> None:
-    """The report: summary, approach, data, curves, per-class reports, confusions."""
-    ds, cfg, split = r.dataset, r.config, r.split
-    names = ds.class_names
-    y_test = ds.y[split.test]
-    best = best_model(r)
-    rep = Report(f"Model comparison on {ds.source}", run,
-                 subtitle=f"{len(r.models)} model families, {cfg.cv_folds}-fold CV by "
-                          f"{METRIC_NAMES[cfg.select_by]}, locked test split of "
-                          f"{fmt.count(len(split.test))} images")
+def _pct2(v: float) -> str:
+    """A rate in percent, to 2 decimals."""
+    return fmt.pct(v, 2)
 
+
+def _summary(rep: Report, r: CompareResult, best: ModelResult | None) -> None:
+    """Summary: the findings, one row per model, and the customer's reference figures."""
     rep.section("Summary")
     rep.bullets(_summary_bullets(r, best))
-    pct4 = lambda v: fmt.pct(v, 2)  # noqa: E731
     rep.table(summary_rows(r), caption="One row per model. CV columns: mean and standard "
               "deviation over the folds of the chosen candidate; test columns: the single "
               "evaluation on the locked test split; times in seconds (predict: per 1,000 test "
               "images).", csv="tables/summary.csv",
-              formats={"test_accuracy": pct4, "cv_accuracy": pct4, "cv_accuracy_sd": pct4,
+              formats={"test_accuracy": _pct2, "cv_accuracy": _pct2, "cv_accuracy_sd": _pct2,
                        "cv_s": fmt.duration, "fit_s": fmt.duration,
                        "predict_s_per_1000": fmt.duration})
-    ref = _reference(r)
-    if ref is not None:
-        source, table = ref
-        ours = {m.name: holdout_scores(r, m) for m in scored(r)}
-        rep.table([{"model": name, "their accuracy": acc, "their macro F1": f1,
-                    "our accuracy": ours.get(name, {}).get("accuracy"),
-                    "our macro F1": ours.get(name, {}).get("macro_f1")}
-                   for name, (acc, f1) in table.items()],
-                  caption=f"Reference figures from {source}.",
-                  formats={"their accuracy": pct4, "our accuracy": pct4})
+    _reference_table(rep, r)
 
+
+def _reference_table(rep: Report, r: CompareResult) -> None:
+    """The customer's own figures next to ours, where the data is theirs."""
+    ref = _reference(r)
+    if ref is None:
+        return
+    source, table = ref
+    ours = {m.name: holdout_scores(r, m) for m in scored(r)}
+    rep.table([{"model": name, "their accuracy": acc, "their macro F1": f1,
+                "our accuracy": ours.get(name, {}).get("accuracy"),
+                "our macro F1": ours.get(name, {}).get("macro_f1")}
+               for name, (acc, f1) in table.items()],
+              caption=f"Reference figures from {source}.",
+              formats={"their accuracy": _pct2, "our accuracy": _pct2})
+
+
+def _approach(rep: Report, r: CompareResult) -> None:
+    """Approach: locked split, cross-validation, features, CNNs, class weights, samples."""
+    cfg, split = r.config, r.split
     rep.section("Approach")
     split_text = (f"{cfg.test_per_class} images of every class" if cfg.test_per_class else
                   f"{fmt.pct(cfg.test_fraction)} of every class")
@@ -303,6 +314,13 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
         "refit on its training samples and evaluated once on the test split. Before that "
         "evaluation every model's training samples are checked against the test split, by "
         "sample id and by exact-duplicate image; a model that overlaps is refused a test score.")
+    _classical_paragraph(rep, r)
+    _cnn_paragraph(rep, r)
+    _weights_and_samples(rep, r)
+
+
+def _classical_paragraph(rep: Report, r: CompareResult) -> None:
+    """The classical models' features, and how their grids are scored."""
     feat = ("pixels flattened and scaled to [0, 1] "
             f"(divided by {fmt.num(r.pixel_max)})" if r.pixel_max else
             "the vectors as given, standardized inside the linear and RBF models")
@@ -314,20 +332,29 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
         "per criterion, the same greedy splits as a tree grown with max_depth=d except where "
         "two splits tie exactly (broken by a random feature order in both), and the chosen depth "
         "is refit with max_depth.")
+
+
+def _cnn_paragraph(rep: Report, r: CompareResult) -> None:
+    """The CNNs' fixed architectures and training, if any CNN is compared."""
     cnn_names = [m for m in r.models if m.name in CNN_MODELS]
-    if cnn_names:
-        rep.paragraph(
-            "The CNNs have fixed architectures (the selective job's preset and one deeper net "
-            "with an extra stage) and are not cross-validated: they are trained once on the "
-            "training part, which never includes a test image, and evaluated once. "
-            + "; ".join(f"{m.plan.title}: stages {m.plan.cnn.stages}, {m.plan.cnn.epochs} "
-                        f"epochs, augmentation {'on' if m.plan.cnn.augment else 'off'}"
-                        + (f", a random {fmt.count(m.plan.cnn.max_train)} of its training "
-                           "images" if m.plan.cnn.max_train else "")
-                        for m in cnn_names) + ".")
+    if not cnn_names:
+        return
     rep.paragraph(
-        "Class weights: " + ("none (every image counts once)." if cfg.class_weight is None else
-                             "balanced (each class weighs the same in the loss; k-NN has no "
+        "The CNNs have fixed architectures (the selective job's preset and one deeper net "
+        "with an extra stage) and are not cross-validated: they are trained once on the "
+        "training part, which never includes a test image, and evaluated once. "
+        + "; ".join(f"{m.plan.title}: stages {m.plan.cnn.stages}, {m.plan.cnn.epochs} "
+                    f"epochs, augmentation {'on' if m.plan.cnn.augment else 'off'}"
+                    + (f", a random {fmt.count(m.plan.cnn.max_train)} of its training "
+                       "images" if m.plan.cnn.max_train else "")
+                    for m in cnn_names) + ".")
+
+
+def _weights_and_samples(rep: Report, r: CompareResult) -> None:
+    """Class weights, macro F1, and the samples each model used."""
+    rep.paragraph(
+        "Class weights: " + ("none (every image counts once)." if r.config.class_weight is None
+                             else "balanced (each class weighs the same in the loss; k-NN has no "
                              "weights; the CNNs draw their training images with replacement, "
                              "each class equally likely).")
         + " Macro F1 (every class present in the test split or predicted counts equally) sits "
@@ -337,6 +364,11 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
               "(every class kept) to fit the time budget.", csv="tables/samples.csv",
               formats={"share of training part": fmt.pct})
 
+
+def _data_and_split(rep: Report, r: CompareResult) -> None:
+    """Data and split: the dataset and its images per class and split."""
+    ds, split = r.dataset, r.split
+    y_test = ds.y[split.test]
     rep.section("Data and split")
     counts = ds.class_counts()
     rep.paragraph(f"{fmt.count(len(ds))} {ds.kind} of shape {ds.shape} in {ds.n_classes} classes "
@@ -345,18 +377,22 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
     rep.table([{"class": n, "all": int(counts[c]), "train": int(np.sum(ds.y[split.train] == c)),
                 "test": int(np.sum(y_test == c)),
                 "evaluable": "no" if c in split.not_evaluable else "yes"}
-               for c, n in enumerate(names)], caption="Images per class and split.",
+               for c, n in enumerate(ds.class_names)], caption="Images per class and split.",
               csv="tables/split_counts.csv")
 
+
+def _hyperparameter_curves(rep: Report, r: CompareResult) -> None:
+    """Hyperparameter curves: each family's CV curve and best candidates, then CNN training."""
+    select_by = r.config.select_by
     rep.section("Hyperparameter curves")
     for m in r.models:
         if m.cv is None:
             continue
         rep.subsection(m.plan.title)
-        rep.figure(_curve_figure(m, cfg.select_by), f"figures/curve_{m.name}.png",
+        rep.figure(_curve_figure(m, select_by), f"figures/curve_{m.name}.png",
                    f"{m.plan.title}: chosen {params_text(m.params)}; "
                    f"{len(m.plan.cv_index):,} CV samples.")
-        rows = sorted(cv_rows(m), key=lambda row: -row[f"{cfg.select_by}_mean"])
+        rows = sorted(cv_rows(m), key=lambda row: -row[f"{select_by}_mean"])
         shown = [{k: v for k, v in row.items() if "_fold" not in k} for row in rows]
         rep.table(shown, caption=f"{m.plan.title}: best CV candidates (all candidates and folds "
                   f"in tables/cv_{m.name}.csv).", max_rows=5)
@@ -364,25 +400,38 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
             rep.paragraph("Never in a validation fold (fewer samples than folds): "
                           + ", ".join(f"{k} ({v})" for k, v in m.plan.cv_not_evaluable.items())
                           + ".")
+    _cnn_training(rep, r)
+
+
+def _cnn_training(rep: Report, r: CompareResult) -> None:
+    """CNN training: training error per epoch of each CNN trained."""
     cnn_done = [m for m in r.models if m.history]
-    if cnn_done:
-        rep.subsection("CNN training")
-        series = [{"x": [h["epoch"] for h in m.history],
-                   "y": [1 - h["train_acc"] for h in m.history], "label": m.plan.title}
-                  for m in cnn_done]
-        rep.figure(curves_figure(series, xlabel="epoch", ylabel="training error", logy=True,
-                                 title="CNN training error per epoch (augmented images)"),
-                   "figures/cnn_training.png", "Training error per epoch; no test image used.")
+    if not cnn_done:
+        return
+    rep.subsection("CNN training")
+    series = [{"x": [h["epoch"] for h in m.history],
+               "y": [1 - h["train_acc"] for h in m.history], "label": m.plan.title}
+              for m in cnn_done]
+    rep.figure(curves_figure(series, xlabel="epoch", ylabel="training error", logy=True,
+                             title="CNN training error per epoch (augmented images)"),
+               "figures/cnn_training.png", "Training error per epoch; no test image used.")
 
-    if best is not None:
-        paired = paired_rows(r, best)
-        if paired:
-            rep.section("Is the best model really better?")
-            rep.table(paired, caption=f"Every model against {best.plan.title} on the same test "
-                      "images: counts where exactly one is right, and the exact McNemar test "
-                      "(two-sided binomial on those counts).", csv="tables/paired.csv",
-                      formats={"McNemar p": lambda v: fmt.num(v, 3)})
 
+def _paired_comparison(rep: Report, r: CompareResult, best: ModelResult) -> None:
+    """Is the best model really better? Every other model against it, McNemar test."""
+    paired = paired_rows(r, best)
+    if not paired:
+        return
+    rep.section("Is the best model really better?")
+    rep.table(paired, caption=f"Every model against {best.plan.title} on the same test "
+              "images: counts where exactly one is right, and the exact McNemar test "
+              "(two-sided binomial on those counts).", csv="tables/paired.csv",
+              formats={"McNemar p": lambda v: fmt.num(v, 3)})
+
+
+def _classification_reports(rep: Report, r: CompareResult) -> None:
+    """Classification report per model: per-class precision, recall and F1 on the test split."""
+    names, y_test = r.dataset.class_names, r.dataset.y[r.split.test]
     rep.section("Classification report per model")
     for m in r.models:
         rep.subsection(m.plan.title)
@@ -393,6 +442,22 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
         rep.table(rows, caption=f"{m.plan.title} on the test split.",
                   csv=f"tables/report_{m.name}.csv")
 
+
+def write_report(run: RunFolder, r: CompareResult) -> None:
+    """The report: summary, approach, data, curves, per-class reports, confusions."""
+    cfg, split = r.config, r.split
+    best = best_model(r)
+    rep = Report(f"Model comparison on {r.dataset.source}", run,
+                 subtitle=f"{len(r.models)} model families, {cfg.cv_folds}-fold CV by "
+                          f"{METRIC_NAMES[cfg.select_by]}, locked test split of "
+                          f"{fmt.count(len(split.test))} images")
+    _summary(rep, r, best)
+    _approach(rep, r)
+    _data_and_split(rep, r)
+    _hyperparameter_curves(rep, r)
+    if best is not None:
+        _paired_comparison(rep, r, best)
+    _classification_reports(rep, r)
     if best is not None:
         _best_model_section(rep, r, best)
     rep.run_summary()
@@ -400,6 +465,7 @@ def write_report(run: RunFolder, r: CompareResult) -> None:
 
 
 def _best_model_section(rep: Report, r: CompareResult, best: ModelResult) -> None:
+    """Confusions of the best model: matrix, most confused pairs and their images."""
     ds, test = r.dataset, r.split.test
     names = ds.class_names
     y_test = ds.y[test]

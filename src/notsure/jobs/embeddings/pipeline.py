@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, get_args
 
 import numpy as np
 
@@ -24,13 +25,16 @@ from notsure.data.fetch import data_dir
 from notsure.data.pickles import dataset_from_embeddings, safe_unpickle
 from notsure.data.splits import KFoldPlan
 from notsure.errors import ConfigError
-from notsure.jobs.run_options import check_run_options
+from notsure.jobs.run_options import CROSS_FIT_CONSTRAINTS, RUN_CONSTRAINTS, check_run_options
 from notsure.parallel import execution_of
+from notsure.params import Interval, Options, validate
 
 #: Where the customer's file lives under the data folder.
 DEFAULT_FILE = Path("syndromes") / "mini_gm_public_v0.1.p"
 
 
+#: The t-SNE implementations ``--tsne-backend`` chooses from (auto: openTSNE if installed).
+TSNE_BACKENDS: tuple[str, ...] = get_args(embedding_stats.TsneBackend)
 #: How each distance is written for people.
 DISTANCE_NAMES = {"cosine": "cosine", "euclidean": "Euclidean"}
 
@@ -67,34 +71,30 @@ class EmbeddingsConfig:
     scheduler: str | None = None  # address of a dask.distributed scheduler (executor "dask")
     mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
+    _constraints: ClassVar[dict] = {
+        "seed": CROSS_FIT_CONSTRAINTS["seed"],
+        "n_folds": CROSS_FIT_CONSTRAINTS["folds"],
+        "inner_folds": [Interval(Integral, 2, None)],
+        "k_max": [Interval(Integral, 1, None)],
+        "weighting": [Options(knn.WEIGHTINGS)],
+        "dim": [None, Interval(Integral, 1, None)],
+        "tsne_backend": [Options(TSNE_BACKENDS)],
+        "tsne_perplexity": [Interval(Real, 0, None, closed="neither")],
+        "tsne_iter": [Interval(Integral, 1, None)],
+        "class_weight": [Options((None, "balanced"))],
+        **RUN_CONSTRAINTS,
+    }
+    #: Settings of the Python API only (no command-line flags) are named as their fields.
+    _names: ClassVar[dict] = {"n_folds": "--folds", "tsne_perplexity": "tsne_perplexity",
+                              "tsne_iter": "tsne_iter", "class_weight": "class_weight"}
+
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
-        if self.n_folds < 2:
-            raise ConfigError(f"--folds must be >= 2, got {self.n_folds}")
-        if self.inner_folds < 2:
-            raise ConfigError(f"--inner-folds must be >= 2, got {self.inner_folds}")
-        if self.k_max < 1:
-            raise ConfigError(f"--k-max must be >= 1, got {self.k_max}")
-        if self.weighting not in knn.WEIGHTINGS:
-            raise ConfigError(f"--weighting must be one of {knn.WEIGHTINGS}, "
-                              f"got {self.weighting!r}")
-        if self.tsne_backend not in ("auto", "opentsne", "sklearn"):
-            raise ConfigError("--tsne-backend must be auto, opentsne or sklearn, "
-                              f"got {self.tsne_backend!r}")
-        if self.tsne_perplexity <= 0 or self.tsne_iter < 1:
-            # Settings of the Python API only (no command-line flags): named as fields.
-            raise ConfigError("tsne_perplexity must be > 0 and tsne_iter >= 1, got "
-                              f"{self.tsne_perplexity} and {self.tsne_iter}")
+        validate(self, self._constraints, self._names)
+        # A list of values: every C must be positive.
         if not self.baseline_cs or any(c <= 0 for c in self.baseline_cs):
             raise ConfigError(f"baseline C values must be > 0, got {self.baseline_cs}")
-        if self.class_weight not in (None, "balanced"):
-            raise ConfigError(f"class_weight must be None or 'balanced', "
-                              f"got {self.class_weight!r}")
-        if self.dim is not None and self.dim < 1:
-            raise ConfigError(f"--dim must be >= 1, got {self.dim}")
-        check_run_options(self)
+        check_run_options(self)  # across fields: --scheduler, --mlflow
 
 
 @dataclass

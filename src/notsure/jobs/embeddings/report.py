@@ -41,11 +41,10 @@ def _nanstd(values: np.ndarray, axis: int | None = None) -> Any:
         return np.nanstd(values, axis=axis, ddof=1)
 
 
-def _f(value: float, digits: int = 3) -> str:
-    return fmt.MISSING if fmt.is_missing(value) else f"{value:.{digits}f}"
 
 
 def _p(value: float) -> str:
+    """A p-value as the sentences write it."""
     if fmt.is_missing(value):
         return "p undefined (all differences zero)"
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
@@ -90,6 +89,7 @@ def fold_rows(result: EmbeddingsResult) -> list[dict[str, Any]]:
 
 
 def paired_rows(paired: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
+    """One row per metric of a paired comparison of methods ``a`` and ``b`` over the folds."""
     return [{"metric": LABELS[r["metric"]], f"mean {a}": r["mean_a"], f"mean {b}": r["mean_b"],
              "mean difference": r["mean_difference"], "sd of difference": r["std_difference"],
              f"{a} wins": r["a_wins"], f"{b} wins": r["b_wins"], "ties": r["ties"],
@@ -98,6 +98,7 @@ def paired_rows(paired: list[dict[str, Any]], a: str, b: str) -> list[dict[str, 
 
 
 def k_curve_rows(methods: dict[str, Method]) -> list[dict[str, Any]]:
+    """One row per k: outer-fold metrics of each k-NN method and how often k was chosen."""
     knn_methods = [m for m in methods.values() if m.k_curve]
     rows = []
     for i, k in enumerate(knn_methods[0].cv.candidates):
@@ -143,6 +144,7 @@ def class_metric_long_rows(result: EmbeddingsResult) -> list[dict[str, Any]]:
 # -- figures ---------------------------------------------------------------------------------
 
 def _roc_figure(methods: dict[str, Method]):
+    """The macro one-vs-rest ROC curve of every method."""
     series = []
     for method in methods.values():
         roc = method.roc
@@ -159,6 +161,7 @@ def _roc_figure(methods: dict[str, Method]):
 
 
 def _class_roc_figure(method: Method, class_names: Sequence[str]):
+    """One-vs-rest ROC curve of each syndrome for one method."""
     aucs = _nanmean(method.classes["auc"], axis=0)
     series = [{"x": roc.fpr_grid, "y": roc.mean_tpr, "label": f"{name} ({aucs[c]:.3f})"}
               for c, (name, roc) in enumerate(zip(class_names, method.class_roc, strict=True))
@@ -169,6 +172,7 @@ def _class_roc_figure(method: Method, class_names: Sequence[str]):
 
 
 def _k_curve_figure(methods: dict[str, Method]):
+    """Accuracy and macro F1 against k on the outer folds."""
     series = []
     for method in methods.values():
         if not method.k_curve:
@@ -184,6 +188,7 @@ def _k_curve_figure(methods: dict[str, Method]):
 
 
 def _norm_figure(result: EmbeddingsResult):
+    """Histogram of vector norms per syndrome."""
     ds = result.dataset
     norms = result.stats["norm_values"]
     edges = np.linspace(norms.min(), norms.max(), 13)
@@ -200,6 +205,7 @@ def _norm_figure(result: EmbeddingsResult):
 # -- sentences -------------------------------------------------------------------------------
 
 def _paired_sentence(row: dict[str, Any], a: str, b: str, n_folds: int) -> str:
+    """Which of ``a`` and ``b`` wins on one metric, in how many folds, and how significantly."""
     d = row["mean_difference"]
     if d > 0:
         lead = f"{a} beats {b}"
@@ -218,6 +224,7 @@ def _paired_sentence(row: dict[str, Any], a: str, b: str, n_folds: int) -> str:
 
 
 def _chosen_sentence(method: Method) -> str:
+    """The hyperparameter a method chose in each outer fold."""
     chosen = np.array(method.cv.chosen, dtype=float)
     values, counts = np.unique(chosen, return_counts=True)
     mode = values[np.argmax(counts)]
@@ -228,6 +235,7 @@ def _chosen_sentence(method: Method) -> str:
 
 
 def _curve_sentence(method: Method) -> str:
+    """How the best single k on the outer folds compares with the nested estimate."""
     accs = np.array([p["accuracy"] for p in method.k_curve])
     inner = np.array([p["inner_" + CRITERION] for p in method.k_curve])
     best = int(np.argmax(accs))
@@ -242,6 +250,7 @@ def _curve_sentence(method: Method) -> str:
 
 
 def _class_extremes(method: Method, class_names: Sequence[str]) -> str:
+    """A method's hardest and easiest syndromes."""
     f1 = _nanmean(method.classes["f1"], axis=0)
     auc = _nanmean(method.classes["auc"], axis=0)
     lo, hi = int(np.nanargmin(f1)), int(np.nanargmax(f1))
@@ -252,6 +261,7 @@ def _class_extremes(method: Method, class_names: Sequence[str]) -> str:
 
 
 def _tsne_sentences(result: EmbeddingsResult) -> list[str]:
+    """Neighbour purity and silhouette of each t-SNE map against the original space."""
     out = []
     for key, info in result.tsne.items():
         o = info["overall"]
@@ -273,6 +283,7 @@ def _tsne_sentences(result: EmbeddingsResult) -> list[str]:
 # -- report ----------------------------------------------------------------------------------
 
 def _methodology(report: Report, result: EmbeddingsResult) -> None:
+    """Methodology: data, folds, nested choice of k, k-NN, metrics, baseline, t-SNE."""
     c = result.config
     ds = result.dataset
     votes = ("uniform votes, the default" if c.weighting == "uniform"
@@ -324,12 +335,21 @@ def _methodology(report: Report, result: EmbeddingsResult) -> None:
 
 
 def _results(report: Report, result: EmbeddingsResult) -> None:
-    ds = result.dataset
-    integ = result.integrity
-    s = result.stats["summary"]
-    run = report.run
+    """Results: integrity, statistics, t-SNE, classification, comparisons, k curve, syndromes."""
     report.section("Results")
+    _data_integrity(report, result)
+    _dataset_statistics(report, result)
+    if result.tsne:
+        _tsne_maps(report, result)
+    _classification_results(report, result)
+    _cosine_versus_euclidean(report, result)
+    _full_k_curve(report, result)
+    _per_syndrome(report, result)
 
+
+def _data_integrity(report: Report, result: EmbeddingsResult) -> None:
+    """Data integrity: what was found and kept, the checks and the findings."""
+    integ = result.integrity
     report.subsection("Data integrity")
     report.paragraph(
         f"Found {fmt.count(integ.found.get('syndromes', 0))} syndromes, "
@@ -344,6 +364,16 @@ def _results(report: Report, result: EmbeddingsResult) -> None:
         _table(report, integ.findings, "integrity_findings",
                "Integrity findings (what was dropped or reported, and why)", max_rows=30)
 
+
+def _bar(report: Report, labels: list[str], values: list[Any], title: str, ylabel: str,
+         path: str) -> None:
+    """A bar chart whose caption is its title."""
+    report.figure(figs.bar_figure(labels, values, title=title, ylabel=ylabel), path, title)
+
+
+def _dataset_statistics(report: Report, result: EmbeddingsResult) -> None:
+    """Dataset statistics: sizes and imbalance, images per syndrome and subject, norms."""
+    s, stats = result.stats["summary"], result.stats
     report.subsection("Dataset statistics")
     report.paragraph(
         f"{s['syndromes']} syndromes, {fmt.count(s['subjects'])} subjects, "
@@ -355,42 +385,45 @@ def _results(report: Report, result: EmbeddingsResult) -> None:
         f"{fmt.count(s['multi_image_subjects'])} subjects have more than one image (up to "
         f"{s['max_images_per_subject']}), holding {fmt.count(s['images_in_multi_image_subjects'])}"
         " images.")
-    _table(report, result.stats["classes"], "syndromes", "Images and subjects per syndrome")
-    report.figure(figs.bar_figure([r["syndrome"] for r in result.stats["classes"]],
-                                  [r["images"] for r in result.stats["classes"]],
-                                  title="Images per syndrome", ylabel="images"),
-                  "figures/images_per_syndrome.png", "Images per syndrome")
-    _table(report, result.stats["per_subject"], "images_per_subject", "Images per subject")
-    report.figure(figs.bar_figure([str(r["images per subject"]) for r in
-                                   result.stats["per_subject"]],
-                                  [r["subjects"] for r in result.stats["per_subject"]],
-                                  title="Subjects by number of images", ylabel="subjects"),
-                  "figures/images_per_subject.png", "Subjects by number of images")
-    _table(report, result.stats["norms"], "norms", "L2 norms of the vectors per syndrome")
-    report.paragraph(f"The syndrome explains {fmt.pct(result.stats['norm_eta2'], 1)} of the "
+    _table(report, stats["classes"], "syndromes", "Images and subjects per syndrome")
+    _bar(report, [r["syndrome"] for r in stats["classes"]],
+         [r["images"] for r in stats["classes"]], "Images per syndrome", "images",
+         "figures/images_per_syndrome.png")
+    _table(report, stats["per_subject"], "images_per_subject", "Images per subject")
+    _bar(report, [str(r["images per subject"]) for r in stats["per_subject"]],
+         [r["subjects"] for r in stats["per_subject"]], "Subjects by number of images",
+         "subjects", "figures/images_per_subject.png")
+    _table(report, stats["norms"], "norms", "L2 norms of the vectors per syndrome")
+    report.paragraph(f"The syndrome explains {fmt.pct(stats['norm_eta2'], 1)} of the "
                      "variance of the vector norms (between-syndrome over total sum of "
                      "squares).")
     report.figure(_norm_figure(result), "figures/norms.png", "Distribution of vector norms")
 
-    if result.tsne:
-        report.subsection("t-SNE maps")
-        timing = [{"map": key, "backend": info["backend"], "seconds": info["seconds"]}
-                  for key, info in result.tsne.items()]
-        _table(report, timing, "tsne_timing", "t-SNE runs and their wall time")
-        for key, info in result.tsne.items():
-            report.figure(figs.scatter_figure(info["points"], ds.y, ds.class_names,
-                                              title=f"t-SNE of {key} vectors"),
-                          f"figures/tsne_{key}.png",
-                          f"t-SNE of the {key} vectors, coloured by syndrome")
-            o = info["overall"]
-            _table(report, info["clusters"], f"clusters_{key}",
-                   f"Cluster quality of {key} vectors ({DISTANCE_NAMES[info['metric']]} in "
-                   f"{ds.shape[0]}-D vs the 2-D map); purity counts other subjects only, "
-                   f"chance {o['chance_purity']:.3f}")
-        report.bullets(_tsne_sentences(result))
 
+def _tsne_maps(report: Report, result: EmbeddingsResult) -> None:
+    """t-SNE maps: timing, one map per vector kind, and its cluster quality."""
+    ds = result.dataset
+    report.subsection("t-SNE maps")
+    timing = [{"map": key, "backend": info["backend"], "seconds": info["seconds"]}
+              for key, info in result.tsne.items()]
+    _table(report, timing, "tsne_timing", "t-SNE runs and their wall time")
+    for key, info in result.tsne.items():
+        report.figure(figs.scatter_figure(info["points"], ds.y, ds.class_names,
+                                          title=f"t-SNE of {key} vectors"),
+                      f"figures/tsne_{key}.png",
+                      f"t-SNE of the {key} vectors, coloured by syndrome")
+        o = info["overall"]
+        _table(report, info["clusters"], f"clusters_{key}",
+               f"Cluster quality of {key} vectors ({DISTANCE_NAMES[info['metric']]} in "
+               f"{ds.shape[0]}-D vs the 2-D map); purity counts other subjects only, "
+               f"chance {o['chance_purity']:.3f}")
+    report.bullets(_tsne_sentences(result))
+
+
+def _classification_results(report: Report, result: EmbeddingsResult) -> None:
+    """Classification results: nested CV results, per fold, chosen k and C, ROC curves."""
+    methods, ds = result.methods, result.dataset
     report.subsection("Classification results")
-    methods = result.methods
     _table(report, results_rows(methods), "results",
            f"Nested {result.config.n_folds}-fold results, mean and sd over outer folds",
            float_format=".3f")
@@ -404,28 +437,38 @@ def _results(report: Report, result: EmbeddingsResult) -> None:
                       f"figures/roc_per_class_{key}.png",
                       f"{methods[key].label}: ROC per syndrome, mean over outer folds")
 
+
+def _cosine_versus_euclidean(report: Report, result: EmbeddingsResult) -> None:
+    """Cosine versus Euclidean, fold by fold: the paired comparison table."""
     report.subsection("Cosine versus Euclidean, fold by fold")
     _table(report, paired_rows(result.paired, "cosine", "euclidean"), "paired",
            "Paired comparison over the outer folds (difference = cosine − Euclidean)",
            float_format=".3f", formats={"paired t-test p": lambda v: f"{v:.3g}",
                                         "Wilcoxon p": lambda v: f"{v:.3g}"})
 
+
+def _full_k_curve(report: Report, result: EmbeddingsResult) -> None:
+    """The full k curve (not for selection): outer-fold metrics for every k."""
     report.subsection("The full k curve (not for selection)")
     report.paragraph("Outer-fold metrics for every k. These use the test folds, so they only "
                      "show how sensitive k-NN is to k; the reported results above use the k "
                      "chosen inside each training part.")
-    _table(report, k_curve_rows(methods), "k_curve", "Outer-fold means for every k, and how "
-           "often the inner CV chose each k", float_format=".3f")
-    report.figure(_k_curve_figure(methods), "figures/k_curve.png",
+    _table(report, k_curve_rows(result.methods), "k_curve", "Outer-fold means for every k, and "
+           "how often the inner CV chose each k", float_format=".3f")
+    report.figure(_k_curve_figure(result.methods), "figures/k_curve.png",
                   "Accuracy and macro F1 against k on the outer folds (band: ±1 sd)")
 
+
+def _per_syndrome(report: Report, result: EmbeddingsResult) -> None:
+    """Per syndrome: F1, recall and AUC per method, and out-of-fold confusion matrices."""
+    ds = result.dataset
     report.subsection("Per syndrome")
     _table(report, class_metric_rows(result), "per_class",
            "Per syndrome, mean over outer folds (F1, recall, one-vs-rest AUC)",
            float_format=".3f")
-    run.write_csv("tables/per_class_long.csv", class_metric_long_rows(result))
+    report.run.write_csv("tables/per_class_long.csv", class_metric_long_rows(result))
     for key in ("cosine", "euclidean"):
-        m = methods[key]
+        m = result.methods[key]
         tested = m.cv.fold >= 0
         cm = confusion_matrix(ds.y[tested], m.cv.pred[tested], np.arange(ds.n_classes))
         report.figure(figs.confusion_matrix_figure(cm, ds.class_names, normalize="true",
@@ -435,6 +478,7 @@ def _results(report: Report, result: EmbeddingsResult) -> None:
 
 
 def _analysis(report: Report, result: EmbeddingsResult) -> None:
+    """Analysis: what the comparisons, curves, syndromes and maps show."""
     methods = result.methods
     n = result.config.n_folds
     report.section("Analysis")
@@ -459,6 +503,7 @@ def _analysis(report: Report, result: EmbeddingsResult) -> None:
 
 
 def _challenges(report: Report, result: EmbeddingsResult) -> None:
+    """Challenges: imbalance, subjects, small folds, vote ties, integrity, t-SNE cost."""
     s = result.stats["summary"]
     methods = result.methods
     fold_sizes = [len(test) for _, test in result.plan.folds]
@@ -504,6 +549,7 @@ def _challenges(report: Report, result: EmbeddingsResult) -> None:
 
 
 def _recommendations(report: Report, result: EmbeddingsResult) -> None:
+    """Recommendations: the distance and k to use, the baseline, what to do next."""
     methods = result.methods
     report.section("Recommendations")
     best = max(("cosine", "euclidean"), key=lambda k: methods[k].mean("macro_f1"))
@@ -543,6 +589,7 @@ def _recommendations(report: Report, result: EmbeddingsResult) -> None:
 
 
 def _closing_note(report: Report, result: EmbeddingsResult) -> None:
+    """Closing note: the summary table of every method."""
     rows = []
     for method in result.methods.values():
         row: dict[str, Any] = {"method": method.label}

@@ -18,6 +18,8 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 
@@ -50,7 +52,7 @@ from notsure.decisions import (
 from notsure.deploy.predictor import Decisions, SelectivePredictor
 from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
-from notsure.jobs.run_options import check_run_options
+from notsure.jobs.run_options import CROSS_FIT_CONSTRAINTS, RUN_CONSTRAINTS, check_run_options
 from notsure.jobs.selective.guard import fit_guard, guard_summary
 from notsure.metrics import (
     accuracy,
@@ -61,7 +63,9 @@ from notsure.metrics import (
 from notsure.models.checkpoints import CheckpointStore
 from notsure.models.cnn import CNNConfig
 from notsure.models.cross_fit import CrossFit, cross_fit
+from notsure.models.runtime import PRECISIONS
 from notsure.parallel import DEFAULT_EXECUTOR, execution_of
+from notsure.params import Interval, Options, validate
 
 EXCLUSION_MODES = ("drop", "relabel")
 # Per member of the default run (the CNN preset's own default is 8): 2 folds x 3 members of 6
@@ -100,27 +104,23 @@ class SelectiveConfig:
     resume: str | None = None  # folder of a killed run to continue (same settings and data)
     mlflow: str | None = None  # MLflow tracking URI the finished run is logged to
 
+    _constraints: ClassVar[dict] = {
+        "test_per_class": [Interval(Integral, 1, None)],
+        "members": [Interval(Integral, 1, None)],
+        "strategy": [Options(RULES)],
+        "target_fpr": [Interval(Real, 0, 1, closed="neither")],
+        "delta": [Interval(Real, 0, 1, closed="neither")],
+        "fpr_meaning": [Options(MEANINGS)],
+        "precision": [None, Options(PRECISIONS)],
+        "exclusion_mode": [Options(EXCLUSION_MODES)],
+        **CROSS_FIT_CONSTRAINTS,
+        **RUN_CONSTRAINTS,
+    }
+
     def validate(self) -> None:
         """Refuse settings that cannot work before anything is loaded or written."""
-        if self.exclusion_mode not in EXCLUSION_MODES:
-            raise ConfigError(f"--exclusion-mode must be one of {', '.join(EXCLUSION_MODES)}, "
-                              f"got {self.exclusion_mode!r}")
-        if not 0.0 < self.target_fpr < 1.0:
-            raise ConfigError(f"--target-fpr must lie in (0, 1), got {self.target_fpr}")
-        if not 0.0 < self.delta < 1.0:
-            raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
-        if self.test_per_class < 1:
-            raise ConfigError(f"--test-per-class must be >= 1, got {self.test_per_class}")
-        if self.members < 1:
-            raise ConfigError(f"--members must be >= 1, got {self.members}")
-        if self.strategy not in RULES:
-            raise ConfigError(f"--strategy must be one of {', '.join(RULES)}, "
-                              f"got {self.strategy!r}")
-        if self.fpr_meaning not in MEANINGS:
-            raise ConfigError(f"--fpr-meaning must be one of {', '.join(MEANINGS)}, "
-                              f"got {self.fpr_meaning!r}")
-        check_cross_fit_options(self.folds, self.seed, self.epochs)
-        check_run_options(self)
+        validate(self, self._constraints)
+        check_run_options(self)  # across fields: --scheduler, --resume, --mlflow
 
     def cnn_config(self) -> CNNConfig:
         """The CNN preset (``--quick`` or default) with ``--epochs``/``--precision`` applied;
@@ -163,16 +163,6 @@ def check_target_supported(config: SelectiveConfig, y_pool: np.ndarray, n_classe
             f"{n_neg:,} calibration negatives for some class, which certify a true FPR of at best "
             f"{certifiable_fpr(n_neg, config.delta):.2g}; raise --target-fpr or --delta, or "
             "bring more data")
-
-
-def check_cross_fit_options(folds: int, seed: int, epochs: int | None) -> None:
-    """The options every cross-fitting job shares; ConfigError names the one out of range."""
-    if folds < 2:
-        raise ConfigError(f"--folds must be >= 2 (cross-fitting), got {folds}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {seed}")
-    if epochs is not None and epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
 
 
 def load_images(config: SelectiveConfig) -> Dataset:

@@ -86,13 +86,19 @@ def metrics_document(r: SelectiveResult) -> dict:
 
 
 
+def _pct3(v: float) -> str:
+    """A rate in percent, to 3 decimals."""
+    return fmt.pct(v, 3)
+
+
 #: Coverage and lowest class TPR of the rule tables, to 3 decimals of a percent.
-_RATES = {"coverage": lambda v: fmt.pct(v, 3), "min_class_tpr": lambda v: fmt.pct(v, 3)}
+_RATES = {"coverage": _pct3, "min_class_tpr": _pct3}
 
 
 
 
 def training_rows(r: SelectiveResult) -> list[dict]:
+    """One row per member and epoch: fold, member and the training history."""
     rows = []
     for i, res in enumerate(r.fit.results):
         k, m = divmod(i, r.fit.members)
@@ -120,8 +126,8 @@ def exclusion_sentence(info: dict) -> str:
         "test set is the one a run without exclusions uses.")
 
 
-def _discussion(r: SelectiveResult) -> list[str]:
-    """Sentences that state what the numbers show."""
+def _findings(r: SelectiveResult) -> list[str]:
+    """Sentences that state what the numbers show (in the summary and the discussion)."""
     names, target = r.dataset.class_names, r.config.target_fpr
     b, a = r.before, r.after
     fpr_b, fpr_a = b["fpr"], a["fpr"]
@@ -152,15 +158,12 @@ def _discussion(r: SelectiveResult) -> list[str]:
         f"{fmt.count(int((wrong & abstained).sum()))} are now `not_sure` and "
         f"{_n(int((wrong & ~abstained).sum()), 'remains an error', 'remain errors')}; the price is "
         f"{_n(int((~wrong & abstained).sum()), 'correct answer', 'correct answers')} given up.",
-        (f"All {len(names)} classes are at or below the target on the test set; the largest "
-         f"test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
-         f"{_n(int(a['fp'][worst]), 'false positive', 'false positives')} among "
-         f"{fmt.count(n_neg)} negatives)."
+        (f"All {len(names)} classes are at or below the target on the test set; "
          if not over_a else
-         f"{len(over_a)} classes exceed the target on the test set ({', '.join(over_a)}); the "
-         f"largest test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
-         f"{_n(int(a['fp'][worst]), 'false positive', 'false positives')} among "
-         f"{fmt.count(n_neg)} negatives)."),
+         f"{len(over_a)} classes exceed the target on the test set ({', '.join(over_a)}); ")
+        + f"the largest test FPR is {fmt.pct(fpr_a[worst])} (class {names[worst]}: "
+          f"{_n(int(a['fp'][worst]), 'false positive', 'false positives')} among "
+          f"{fmt.count(n_neg)} negatives).",
         f"Selective accuracy on the answered images is {fmt.pct(a['selective_accuracy'], 3)}; "
         f"the lowest class TPR after abstention is {fmt.pct(np.nanmin(a['tpr']))} (class "
         f"{names[int(np.nanargmin(a['tpr']))]}), the highest "
@@ -216,26 +219,37 @@ def write_label_error_section(rep: Report, r: SelectiveResult) -> None:
                         "rule's margin for the class).")
 
 
-def write_report(run: RunFolder, r: SelectiveResult) -> None:
-    """The report: approach, data, model, certificates, before/after, figures, discussion."""
-    ds, cfg = r.dataset, r.config
-    names = ds.class_names
-    test, pool = r.split.test, r.split.train
-    y_test = ds.y[test]
-    rep = Report(f"Selective classification on {ds.source}",
-                 run, subtitle=f"target FPR {cfg.target_fpr} per class, delta {cfg.delta}")
+#: Why the certificate holds for each deployed rule (follows the rule's ``RULE_TEXT``).
+_RULE_WHY = {
+    "routed": "The hash does not depend on the class, so the deployed false positive rate "
+              "is the average of the fold ensembles' rates, which is exactly what the "
+              "pooled out-of-fold scores calibrate: the certificate is for the predictor "
+              "actually deployed, and the calibration coverage below estimates its "
+              "coverage. Each image needs only one fold's members at inference.",
+    "min-fold": "A false positive needs every fold ensemble's margin above the threshold, "
+                "so its false positives are a subset of each fold ensemble's and their "
+                "certificate carries over (conservatively).",
+    "min-member": "A false positive needs every member's margin above the threshold, so "
+                  "the ensemble's false positives are a subset of each member's; the "
+                  "thresholds are calibrated on single members' out-of-fold margins.",
+}
 
+
+def _summary(rep: Report, r: SelectiveResult) -> None:
+    """Summary: a warning for ``--quick`` runs, then the findings."""
     rep.section("Summary")
-    if cfg.quick:
+    if r.config.quick:
         rep.paragraph("**This is a `--quick` smoke test**: small training subsets and few epochs, "
                       "to check the pipeline end to end. Its figures say nothing about what the "
                       "default run achieves.")
-    rep.bullets(_discussion(r))
+    rep.bullets(_findings(r))
 
+
+def _approach(rep: Report, r: SelectiveResult) -> None:
+    """Approach: split and cross-fitting, score and rule, thresholds, pass probability."""
+    cfg, test, pool = r.config, r.split.test, r.split.train
+    n_neg = min(c.n_negatives for c in r.certificates)
     rep.section("Approach")
-    certs = r.certificates
-    n_neg = min(c.n_negatives for c in certs)
-    rule = cfg.strategy
     rep.paragraph(
         f"A test set of {fmt.count(len(test))} images ({cfg.test_per_class:,} per class) is drawn "
         f"first, stratified, from the seed {cfg.seed} alone, and nothing is fitted on it. The "
@@ -246,46 +260,55 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         f"every non-test image has an out-of-fold score of the same kind as the deployed "
         f"ensembles give, and each class has at least {fmt.count(n_neg)} calibration negatives "
         "instead of the few thousand a held-out calibration split would leave.")
+    rule = cfg.strategy
     rep.paragraph(
         "Score: for class c, the logit margin z_c - max_{j != c} z_j (of the mean logits of a "
         "fold's members). Unlike the top softmax probability it does not saturate at 1.0, so the "
         f"extreme tail that an FPR of {fmt.pct(cfg.target_fpr)} lives in stays resolvable. "
-        f"Deployed rule `{rule}`: {RULE_TEXT[rule]}. "
-        + {"routed": "The hash does not depend on the class, so the deployed false positive rate "
-                     "is the average of the fold ensembles' rates, which is exactly what the "
-                     "pooled out-of-fold scores calibrate: the certificate is for the predictor "
-                     "actually deployed, and the calibration coverage below estimates its "
-                     "coverage. Each image needs only one fold's members at inference.",
-           "min-fold": "A false positive needs every fold ensemble's margin above the threshold, "
-                       "so its false positives are a subset of each fold ensemble's and their "
-                       "certificate carries over (conservatively).",
-           "min-member": "A false positive needs every member's margin above the threshold, so "
-                         "the ensemble's false positives are a subset of each member's; the "
-                         "thresholds are calibrated on single members' out-of-fold margins."
-           }[rule])
-    delta_c = class_delta(cfg.fpr_meaning, cfg.delta, len(names))
-    meaning = (
+        f"Deployed rule `{rule}`: {RULE_TEXT[rule]}. " + _RULE_WHY[rule])
+    _thresholds_paragraph(rep, r)
+    _pass_probability_paragraph(rep, r)
+
+
+def _meaning_sentence(r: SelectiveResult) -> str:
+    """What r, the calibration negatives allowed above a threshold, is under ``--fpr-meaning``."""
+    cfg, certs = r.config, r.certificates
+    if cfg.fpr_meaning == "rate":
+        return (
+            "`--fpr-meaning rate`: r is the largest number such that P(Binomial(n, target) <= r) "
+            "<= delta; then, with probability at least 1 - delta over the calibration draw, the "
+            "class's true FPR on new data from the same distribution is at most the target.")
+    n_classes = len(r.dataset.class_names)
+    delta_c = class_delta(cfg.fpr_meaning, cfg.delta, n_classes)
+    return (
         f"`--fpr-meaning {cfg.fpr_meaning}`: r is the largest number of calibration negatives "
         f"allowed above the threshold such that a test set with "
         f"{fmt.count(certs[0].test_negatives)} negatives of the class shows an FPR at or below "
         f"the target with probability at least {fmt.pct(1 - delta_c, 2)} (the FPR at the "
         "(r+1)-th largest of n negatives is Beta(r+1, n-r) distributed, so the test count is "
         "Beta-binomial)"
-        + (f"; with {len(names)} classes at {fmt.pct(1 - delta_c, 2)} each, every class passes "
+        + (f"; with {n_classes} classes at {fmt.pct(1 - delta_c, 2)} each, every class passes "
            f"at once with probability at least {fmt.pct(1 - cfg.delta)} (Bonferroni)."
-           if cfg.fpr_meaning == "test-all" else ".")
-        if cfg.fpr_meaning != "rate" else
-        "`--fpr-meaning rate`: r is the largest number such that P(Binomial(n, target) <= r) <= "
-        "delta; then, with probability at least 1 - delta over the calibration draw, the class's "
-        "true FPR on new data from the same distribution is at most the target.")
+           if cfg.fpr_meaning == "test-all" else "."))
+
+
+def _thresholds_paragraph(rep: Report, r: SelectiveResult) -> None:
+    """How the per-class thresholds are chosen, and what they promise."""
+    certs = r.certificates
     rep.paragraph(
         "Thresholds (Neyman-Pearson order statistic): for each class, with n calibration "
         "negatives, the threshold is the (r+1)-th largest negative score and a class is answered "
-        f"only strictly above it. {meaning} Both meanings are reported per class below. Pooled "
-        "out-of-fold scores mix the fold ensembles; Hoeffding's comparison of Poisson-binomial "
-        "and binomial tails keeps the rate bound for their average FPR when r <= n * target - 1 "
+        f"only strictly above it. {_meaning_sentence(r)} Both meanings are reported per class "
+        "below. Pooled out-of-fold scores mix the fold ensembles; Hoeffding's comparison of "
+        "Poisson-binomial and binomial tails keeps the rate bound for their average FPR when "
+        "r <= n * target - 1 "
         f"({sum(c.mixture_bound_applies for c in certs)} of {len(certs)} classes satisfy it).")
-    m_neg = certs[0].test_negatives
+
+
+def _pass_probability_paragraph(rep: Report, r: SelectiveResult) -> None:
+    """The chance that the test set passes, and why even an exact rule can fail it."""
+    cfg = r.config
+    m_neg = r.certificates[0].test_negatives
     allowed = allowed_test_fp(cfg.target_fpr, m_neg)
     at_target = float(stats.binom.sf(allowed, m_neg, cfg.target_fpr))
     rep.paragraph(
@@ -298,8 +321,12 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         f"fails a class with probability {fmt.pct(at_target)}: the test criterion is a random "
         "event, and `--fpr-meaning test-all` (or `test`) trades coverage for passing it"
         + (" - for the min rules this is a lower bound, their false positives being a subset "
-           "of a fold ensemble's." if rule != "routed" else "."))
+           "of a fold ensemble's." if cfg.strategy != "routed" else "."))
 
+
+def _data_and_split(rep: Report, r: SelectiveResult) -> None:
+    """Data and split: the dataset, exclusions, images per class and split, leakage."""
+    ds, y_test, pool = r.dataset, r.dataset.y[r.split.test], r.split.train
     rep.section("Data and split")
     counts = np.bincount(ds.y, minlength=ds.n_classes)
     rep.paragraph(
@@ -310,13 +337,17 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     rep.table([{"class": n, "all": int(counts[c]),
                 "test": int(np.sum(y_test == c)),
                 "calibration/training pool": int(np.sum(ds.y[pool] == c))}
-               for c, n in enumerate(names)], caption="Images per class and split.",
+               for c, n in enumerate(ds.class_names)], caption="Images per class and split.",
               csv="tables/split_counts.csv")
     tt = r.leakage["train_test"]
     rep.paragraph(
         f"Exact duplicate images between the training pool and the test set: {tt['pairs']} "
         "pairs (byte-identical images, a leak that would flatter test scores).")
 
+
+def _model_and_training(rep: Report, r: SelectiveResult) -> None:
+    """Model and training: architecture, accuracies, training history and curves."""
+    cfg, ds, pool = r.config, r.dataset, r.split.train
     rep.section("Model and training")
     cnn = cfg.cnn
     rep.paragraph(
@@ -333,13 +364,17 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     train_s = sum(res.seconds for res in r.fit.results)
     rep.paragraph(
         f"Out-of-fold accuracy on the {fmt.count(len(pool))} non-test images: "
-        f"{fmt.pct(oof_acc, 3)}. Single members on the test set: "
-        + ", ".join(fmt.pct(a, 3) for a in r.member_test_accuracy)
-        + f"; the deployed rule's candidate: {fmt.pct(r.before['accuracy'], 3)}; the mean "
-          f"logits of all members: {fmt.pct(r.all_member_accuracy, 3)}. Training took "
+        f"{_pct3(oof_acc)}. Single members on the test set: "
+        + ", ".join(_pct3(a) for a in r.member_test_accuracy)
+        + f"; the deployed rule's candidate: {_pct3(r.before['accuracy'])}; the mean "
+          f"logits of all members: {_pct3(r.all_member_accuracy)}. Training took "
           f"{fmt.duration(train_s)} in all.")
-    hist = training_rows(r)
-    run.write_csv("tables/training_history.csv", hist)
+    rep.run.write_csv("tables/training_history.csv", training_rows(r))
+    _training_curves(rep, r)
+
+
+def _training_curves(rep: Report, r: SelectiveResult) -> None:
+    """The figure of each member's training and held-out error per epoch."""
     series = []
     for i, res in enumerate(r.fit.results):
         k, m = divmod(i, r.fit.members)
@@ -353,6 +388,10 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
                              title="Training curves (held-out = the fold's own out-of-fold part)"),
                "figures/training_curves.png", "Error per epoch of each member.")
 
+
+def _certificates(rep: Report, r: SelectiveResult) -> None:
+    """Calibration certificate per class: the thresholds and the calibration coverage."""
+    cfg = r.config
     rep.section("Calibration certificate per class")
     rep.paragraph(
         f"Target FPR {cfg.target_fpr}, delta {cfg.delta}. `allowed_fp` is r, `calibration_fp` the "
@@ -367,11 +406,14 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
     cal = r.calibration_after
     rep.paragraph(
         f"On the calibration data (in-sample for the thresholds) the deployed rule answers "
-        f"{fmt.pct(cal['coverage'], 3)} of the images with "
+        f"{_pct3(cal['coverage'])} of the images with "
         f"{_n(int(np.sum(cal['fp'])), 'false positive', 'false positives')}"
         + (" - for the routed rule this is the estimate of the deployed coverage."
            if cfg.strategy == "routed" else "."))
 
+
+def _rule_comparison(rep: Report, r: SelectiveResult) -> None:
+    """Scores and rules compared on calibration data, and each rule on the test set (audit)."""
     rep.section("Scores and rules compared on calibration data")
     rep.paragraph(
         "Every candidate score, thresholded the same way (same target, delta and meaning) on the "
@@ -389,29 +431,32 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
               csv="tables/rules_on_test_audit.csv",
               formats=_RATES)
 
-    for title, key in (("Test results before abstention", "before"),
-                       ("Test results after abstention", "after")):
-        m = getattr(r, key)
-        rep.section(title)
-        rep.paragraph(
-            f"Accuracy {fmt.pct(m['accuracy'], 3)} (abstentions count as not correct), coverage "
-            f"{fmt.pct(m['coverage'], 3)}, selective accuracy "
-            f"{fmt.pct(m['selective_accuracy'], 3)}, "
-            f"{fmt.count(m['n_errors'])} wrong answers, {fmt.count(m['n_not_sure'])} not_sure.")
-        cm = m["confusion_matrix"]
-        has_ns = cm.shape[1] > len(names)
-        rep.figure(confusion_matrix_figure(cm, names, not_sure=has_ns,
-                                           title=f"Confusion matrix, {key} abstention"),
-                   f"figures/confusion_{key}.png", f"Test confusion matrix {key} abstention.")
-        rep.table(cm_rows(cm, names), caption=f"Confusion matrix {key} abstention "
-                  "(rows: true class).", csv=f"tables/confusion_{key}.csv")
-        pct4 = lambda v: fmt.pct(v, 3)  # noqa: E731
-        rep.table(rates_rows(m, names, cfg.target_fpr if key == "after" else None),
-                  caption=f"Per-class FPR and TPR {key} abstention, with 95% Clopper-Pearson "
-                          "intervals.", csv=f"tables/rates_{key}.csv",
-                  formats={c: pct4 for c in ("fpr", "fpr_lo", "fpr_hi", "tpr", "tpr_lo",
-                                             "tpr_hi")})
 
+def _test_results(rep: Report, r: SelectiveResult, key: str) -> None:
+    """Test results ``key`` ("before" or "after") abstention: rates, confusion, per class."""
+    m, names = getattr(r, key), r.dataset.class_names
+    rep.section(f"Test results {key} abstention")
+    rep.paragraph(
+        f"Accuracy {_pct3(m['accuracy'])} (abstentions count as not correct), coverage "
+        f"{_pct3(m['coverage'])}, selective accuracy "
+        f"{_pct3(m['selective_accuracy'])}, "
+        f"{fmt.count(m['n_errors'])} wrong answers, {fmt.count(m['n_not_sure'])} not_sure.")
+    cm = m["confusion_matrix"]
+    has_ns = cm.shape[1] > len(names)
+    rep.figure(confusion_matrix_figure(cm, names, not_sure=has_ns,
+                                       title=f"Confusion matrix, {key} abstention"),
+               f"figures/confusion_{key}.png", f"Test confusion matrix {key} abstention.")
+    rep.table(cm_rows(cm, names), caption=f"Confusion matrix {key} abstention "
+              "(rows: true class).", csv=f"tables/confusion_{key}.csv")
+    rep.table(rates_rows(m, names, r.config.target_fpr if key == "after" else None),
+              caption=f"Per-class FPR and TPR {key} abstention, with 95% Clopper-Pearson "
+                      "intervals.", csv=f"tables/rates_{key}.csv",
+              formats={c: _pct3 for c in ("fpr", "fpr_lo", "fpr_hi", "tpr", "tpr_lo",
+                                          "tpr_hi")})
+
+
+def _risk_coverage(rep: Report, r: SelectiveResult) -> None:
+    """Risk and coverage: the test risk-coverage curve with the operating point."""
     rep.section("Risk and coverage")
     rc = r.risk_coverage
     ok = np.isfinite(rc.risk)
@@ -424,14 +469,12 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
         title="Risk-coverage curve on the test set"), "figures/risk_coverage.png",
         f"Answering in order of margin above the class threshold; AURC {fmt.num(r.aurc)}.")
 
-    if r.guard is not None:
-        write_guard_section(rep, r.guard)
 
-    if r.label_errors is not None:
-        write_label_error_section(rep, r)
-
+def _not_sure_digits(rep: Report, r: SelectiveResult) -> None:
+    """Digits answered not_sure: the test digits furthest below their threshold."""
+    ds, test, d = r.dataset, r.split.test, r.test_decisions
+    names, y_test = ds.class_names, ds.y[test]
     rep.section("Digits answered not_sure")
-    d = r.test_decisions
     ns = np.flatnonzero(d.prediction == NOT_SURE)
     order = ns[np.argsort(d.confidence[ns])][:GALLERY_MAX]
     if len(order):
@@ -442,31 +485,63 @@ def write_report(run: RunFolder, r: SelectiveResult) -> None:
                             f"threshold (of {len(ns)}).")
     else:
         rep.paragraph("No test image was answered not_sure.")
+
+
+def _remaining_errors(rep: Report, r: SelectiveResult) -> None:
+    """Errors that remain after abstention, with confident learning's verdict on each."""
+    ds, test, d = r.dataset, r.split.test, r.test_decisions
+    names, y_test = ds.class_names, ds.y[test]
     errs = np.flatnonzero((d.prediction != NOT_SURE) & (d.prediction != y_test))
     rep.subsection("Errors that remain after abstention")
-    if len(errs):
-        suspect = ({row["row"]: row["likely_label_error"]
-                    for row in r.label_errors.test_false_positives}
-                   if r.label_errors is not None else {})
-        rep.gallery([ds.x[test[i]] for i in errs],
-                    [f"{ds.ids[test[i]]} labelled {names[y_test[i]]} said "
-                     f"{names[d.prediction[i]]}"
-                     + {True: ", likely label error", False: ", model error"}.get(
-                         suspect.get(int(i)), "") for i in errs],
-                    name_prefix="gallery/remaining_errors", scale=3,
-                    caption="Every test image still answered wrongly (each is a false positive "
-                            "of the class it was given), with what confident learning, at the "
-                            "thresholds it drew from the pool's out-of-fold scores, says of it.")
-    else:
+    if not len(errs):
         rep.paragraph("None: every answered test image is correct.")
+        return
+    suspect = ({row["row"]: row["likely_label_error"]
+                for row in r.label_errors.test_false_positives}
+               if r.label_errors is not None else {})
+    rep.gallery([ds.x[test[i]] for i in errs],
+                [f"{ds.ids[test[i]]} labelled {names[y_test[i]]} said "
+                 f"{names[d.prediction[i]]}"
+                 + {True: ", likely label error", False: ", model error"}.get(
+                     suspect.get(int(i)), "") for i in errs],
+                name_prefix="gallery/remaining_errors", scale=3,
+                caption="Every test image still answered wrongly (each is a false positive "
+                        "of the class it was given), with what confident learning, at the "
+                        "thresholds it drew from the pool's out-of-fold scores, says of it.")
 
+
+def _discussion(rep: Report, r: SelectiveResult) -> None:
+    """Discussion: the findings again, and the assumptions behind the guarantee."""
     rep.section("Discussion")
-    rep.bullets(_discussion(r))
+    rep.bullets(_findings(r))
     rep.paragraph(
         "Assumptions: the guarantee is for new images drawn like the calibration images "
         "(the pooled data, with MNIST's own class frequencies among the negatives; the test set "
         "has equal class counts), and for labels as given: a mislabelled calibration image can "
         "only make thresholds stricter, a mislabelled test image counts as an error.")
+
+
+def write_report(run: RunFolder, r: SelectiveResult) -> None:
+    """The report: approach, data, model, certificates, before/after, figures, discussion."""
+    cfg = r.config
+    rep = Report(f"Selective classification on {r.dataset.source}",
+                 run, subtitle=f"target FPR {cfg.target_fpr} per class, delta {cfg.delta}")
+    _summary(rep, r)
+    _approach(rep, r)
+    _data_and_split(rep, r)
+    _model_and_training(rep, r)
+    _certificates(rep, r)
+    _rule_comparison(rep, r)
+    _test_results(rep, r, "before")
+    _test_results(rep, r, "after")
+    _risk_coverage(rep, r)
+    if r.guard is not None:
+        write_guard_section(rep, r.guard)
+    if r.label_errors is not None:
+        write_label_error_section(rep, r)
+    _not_sure_digits(rep, r)
+    _remaining_errors(rep, r)
+    _discussion(rep, r)
     rep.run_summary()
     rep.write()
 

@@ -17,10 +17,15 @@ from notsure.data.splits import (
 from notsure.decisions import (
     NeymanPearsonThresholds,
 )
-from notsure.deploy.predictor import PREDICTOR_FILE
-from notsure.deploy.selective_run import THRESHOLDS_FILE, write_plan, write_scores
+from notsure.deploy.selective_run import write_plan, write_scores
 from notsure.io.progress import say
-from notsure.io.run_folder import METRICS_FILE, REPORT_HTML, RunFolder
+from notsure.io.run_folder import (
+    METRICS_FILE,
+    PREDICTOR_FILE,
+    REPORT_HTML,
+    THRESHOLDS_FILE,
+    RunFolder,
+)
 from notsure.jobs.run_options import after_run, write_and_finish
 from notsure.jobs.selective.pipeline import (
     SelectiveConfig,
