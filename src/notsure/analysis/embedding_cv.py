@@ -9,7 +9,7 @@ is computed once per metric; every fold, outer or inner, reads its block of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,16 @@ def knn_outer_fold(task: OuterFold, data: tuple[np.ndarray, np.ndarray, np.ndarr
     return values, scores, pred
 
 
+def _outer_folds(fn: Callable, plan: KFoldPlan, settings: dict[str, Any], shared: tuple,
+                 name: str, desc: str, execution: Execution | None,
+                 quiet: bool) -> tuple[list[OuterFold], list]:
+    """Run ``fn`` on every outer fold of ``plan`` as an independent task; its tasks and outputs."""
+    tasks = [OuterFold(f, train, test, settings) for f, (train, test) in enumerate(plan.folds)]
+    outs = run_tasks(fn, tasks, shared=shared, execution=execution,
+                     names=[f"{name} outer fold {t.fold}" for t in tasks], desc=desc, quiet=quiet)
+    return tasks, outs
+
+
 def knn_cv(dist: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int,
            plan: KFoldPlan, *, k_max: int = 15, n_inner: int = 5, seed: int = 0,
            weighting: knn.Weighting = "uniform", name: str = "",
@@ -152,10 +162,8 @@ def knn_cv(dist: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int,
     fold = np.full(n, -1, dtype=np.int64)
     settings = {"k_max": k_max, "n_inner": n_inner, "seed": seed, "weighting": weighting,
                 "n_classes": n_classes}
-    tasks = [OuterFold(f, train, test, settings) for f, (train, test) in enumerate(plan.folds)]
-    outs = run_tasks(knn_outer_fold, tasks, shared=(dist, y, groups), execution=execution,
-                     names=[f"{name} outer fold {t.fold}" for t in tasks],
-                     desc=f"k-NN {name} outer folds", quiet=quiet)
+    tasks, outs = _outer_folds(knn_outer_fold, plan, settings, (dist, y, groups), name,
+                               f"k-NN {name} outer folds", execution, quiet)
     chosen, inner_curves = [], []
     for task, (values, scores, pred) in zip(tasks, outs, strict=True):
         chosen.append(_choose(values) + 1)
@@ -224,10 +232,8 @@ def logreg_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int,
     fold = np.full(n, -1, dtype=np.int64)
     settings = {"cs": tuple(cs), "n_inner": n_inner, "seed": seed, "n_classes": n_classes,
                 "class_weight": class_weight}
-    tasks = [OuterFold(f, train, test, settings) for f, (train, test) in enumerate(plan.folds)]
-    outs = run_tasks(logreg_outer_fold, tasks, shared=(xn, y, groups), execution=execution,
-                     names=[f"{name} outer fold {t.fold}" for t in tasks],
-                     desc=f"{name} outer folds", quiet=quiet)
+    tasks, outs = _outer_folds(logreg_outer_fold, plan, settings, (xn, y, groups), name,
+                               f"{name} outer folds", execution, quiet)
     chosen, inner_curves = [], []
     for task, (values, fold_scores) in zip(tasks, outs, strict=True):
         chosen.append(float(cs[_choose(values)]))
