@@ -15,7 +15,7 @@ from notsure.cli.options import (
     run_options,
 )
 from notsure.decisions.neyman_pearson import MEANING_TEXT, MEANINGS
-from notsure.decisions.rules import RULES
+from notsure.decisions.rules import RULE_TEXT, RULES
 from notsure.models.runtime import PRECISIONS
 
 _CONFIG = "notsure.jobs.selective.pipeline:SelectiveConfig."
@@ -40,9 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="CNNs per fold; each fold's ensemble scores the images it held out")
     add_option(p, "--strategy", choices=RULES,
                default_from=_CONFIG + "strategy",
-               help="decision rule: routed = each image answered by one fold ensemble picked "
-                    "by a hash of its pixels (calibrated exactly); min-fold / min-member = "
-                    "every fold ensemble / every member must clear the threshold")
+               help="decision rule, thresholded on: "
+                    + "; ".join(f"{k}: {v}" for k, v in RULE_TEXT.items()))
     add_guarantee_options(p, _CONFIG)
     add_option(p, "--fpr-meaning", choices=MEANINGS, default_from=_CONFIG + "fpr_meaning",
                help="; ".join(f"{k}: {v}" for k, v in MEANING_TEXT.items())

@@ -19,6 +19,7 @@ from notsure.decisions.neyman_pearson import (
     violation_probability,
 )
 from notsure.decisions.rules import (
+    RULE_GUARANTEE,
     RULE_TEXT,
     RULES,
     calibration_scores,
@@ -41,6 +42,7 @@ __all__ = [
     "MEANING_TEXT",
     "class_delta",
     "RULES",
+    "RULE_GUARANTEE",
     "RULE_TEXT",
     "all_classes_pass_probability",
     "allowed_exceedances_for_test",

@@ -33,6 +33,21 @@ RULE_TEXT = {
                   "mean logits of all members",
 }
 
+#: Why each rule's thresholds certify the deployed predictor's false positive rate.
+RULE_GUARANTEE = {
+    "routed": "The hash does not depend on the class, so the deployed false positive rate is the "
+              "average of the fold ensembles' rates, which is exactly what the pooled "
+              "out-of-fold scores calibrate: the certificate is for the predictor actually "
+              "deployed, and the calibration coverage below estimates its coverage. Each image "
+              "needs only one fold's members at inference.",
+    "min-fold": "A false positive needs every fold ensemble's margin above the threshold, so its "
+                "false positives are a subset of each fold ensemble's and their certificate "
+                "carries over (conservatively).",
+    "min-member": "A false positive needs every member's margin above the threshold, so the "
+                  "ensemble's false positives are a subset of each member's; the thresholds are "
+                  "calibrated on single members' out-of-fold margins.",
+}
+
 
 def check_rule(rule: str) -> str:
     """``rule`` if known, else ConfigError naming the choices."""

@@ -10,6 +10,7 @@ from scipy import stats
 
 from notsure.constants import NOT_SURE
 from notsure.decisions import (
+    RULE_GUARANTEE,
     RULE_TEXT,
     allowed_test_fp,
     certificate_rows,
@@ -219,22 +220,6 @@ def write_label_error_section(rep: Report, r: SelectiveResult) -> None:
                         "rule's margin for the class).")
 
 
-#: Why the certificate holds for each deployed rule (follows the rule's ``RULE_TEXT``).
-_RULE_WHY = {
-    "routed": "The hash does not depend on the class, so the deployed false positive rate "
-              "is the average of the fold ensembles' rates, which is exactly what the "
-              "pooled out-of-fold scores calibrate: the certificate is for the predictor "
-              "actually deployed, and the calibration coverage below estimates its "
-              "coverage. Each image needs only one fold's members at inference.",
-    "min-fold": "A false positive needs every fold ensemble's margin above the threshold, "
-                "so its false positives are a subset of each fold ensemble's and their "
-                "certificate carries over (conservatively).",
-    "min-member": "A false positive needs every member's margin above the threshold, so "
-                  "the ensemble's false positives are a subset of each member's; the "
-                  "thresholds are calibrated on single members' out-of-fold margins.",
-}
-
-
 def _summary(rep: Report, r: SelectiveResult) -> None:
     """Summary: a warning for ``--quick`` runs, then the findings."""
     rep.section("Summary")
@@ -265,7 +250,7 @@ def _approach(rep: Report, r: SelectiveResult) -> None:
         "Score: for class c, the logit margin z_c - max_{j != c} z_j (of the mean logits of a "
         "fold's members). Unlike the top softmax probability it does not saturate at 1.0, so the "
         f"extreme tail that an FPR of {fmt.pct(cfg.target_fpr)} lives in stays resolvable. "
-        f"Deployed rule `{rule}`: {RULE_TEXT[rule]}. " + _RULE_WHY[rule])
+        f"Deployed rule `{rule}`: {RULE_TEXT[rule]}. " + RULE_GUARANTEE[rule])
     _thresholds_paragraph(rep, r)
     _pass_probability_paragraph(rep, r)
 
