@@ -51,14 +51,15 @@ def main() -> None:
     outliers["inverted, preprocessed"] = to_training_form(
         list(outliers["inverted"]), predictor.image_shape, True, "inverted")[0]
     print(f"{'outliers':<24}{'n':>6}{'caught':>9}{'answered':>10}{'wrong':>8}")
+    decided = {}
     for kind, images in outliers.items():
-        d = predictor.predict(images)
+        d = decided[kind] = predictor.predict(images)
         said = d.prediction != NOT_SURE
         wrong = (f"{np.mean(said & (d.prediction != y[pick][:len(images)])):.2%}"
                  if kind.startswith(("inverted", "shifted")) else "-")
         print(f"{kind:<24}{len(images):>6}{np.mean(d.out_of_distribution):>9.2%}"
               f"{np.mean(said):>10.2%}{wrong:>8}")
-    compare_checks(folder, ds, predictor, outliers)
+    compare_checks(folder, ds, predictor, outliers, decided)
 
 
 def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,10 +69,11 @@ def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
     return {"energy": -lse, "1 - max softmax": 1 - np.exp(logits.max(axis=1) - lse)}
 
 
-def compare_checks(folder: SelectiveRun, ds, predictor, outliers: dict, keep: float = 0.995
-                   ) -> None:
+def compare_checks(folder: SelectiveRun, ds, predictor, outliers: dict, decided: dict,
+                   keep: float = 0.995) -> None:
     """Each check alone, its threshold keeping ``keep`` of the out-of-fold pool images (the
-    features check: the run's own threshold, set the same way)."""
+    features check: the run's own threshold, set the same way); ``decided``: the predictor's
+    decisions on each kind of outlier."""
     split = folder.split(len(ds))
     fold_of = folder.pool_folds(split)
     pool = ds.x[split.train]
@@ -84,7 +86,7 @@ def compare_checks(folder: SelectiveRun, ds, predictor, outliers: dict, keep: fl
     names = ["features (Mahalanobis)", *pool_scores]
     print(f"{'outliers':<24}" + "".join(f"{n:>24}" for n in names))
     for kind, images in outliers.items():
-        d = predictor.predict(images)
+        d = decided[kind]
         routes = d.routes
         scores = {"pixels (PCA error)": guard.pixels.score(images, routes),
                   "ink statistics": guard.ink.score(images), **logit_scores(d.mean_logits)}

@@ -48,12 +48,17 @@ class Execution:
     scheduler: str | None = None  # a running dask.distributed scheduler, e.g. tcp://host:8786
 
     def validate(self) -> None:
-        """Refuse impossible combinations with one line naming the flag."""
+        """Refuse impossible settings with one line naming the flag (a job's config checks the
+        values in its constraints table and calls :meth:`check_combination` alone)."""
         if self.executor not in EXECUTORS:
             raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, "
                               f"got {self.executor!r}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        self.check_combination()
+
+    def check_combination(self) -> None:
+        """``--scheduler`` needs ``--executor dask``, and dask needs dask.distributed."""
         if self.scheduler is not None and self.executor != "dask":
             raise ConfigError("--scheduler needs --executor dask")
         if self.executor == "dask":

@@ -40,9 +40,9 @@ from notsure.decisions.thresholds import json_labels
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_path, atomic_write_json
 from notsure.io.hashing import sha256_file
-from notsure.io.run_folder import ESTIMATOR_FILE, THRESHOLDS_FILE
+from notsure.io.run_folder import ESTIMATOR_FILE, RUN_FILES, THRESHOLDS_FILE
 
-MODEL_FORMAT = "notsure-selective-classifier/1"
+MODEL_FORMAT = RUN_FILES[ESTIMATOR_FILE].tag
 #: Probabilities are clipped here before the log (a probability of 0 keeps a finite score).
 _TINY = np.finfo(np.float64).tiny
 #: A class a fold model never saw scores this far below the row's lowest score.

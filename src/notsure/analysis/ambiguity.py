@@ -108,6 +108,13 @@ class ConfidentLearning:
     issues: np.ndarray  # positions of suspected label errors, ranked
     rank_by: str
 
+    @property
+    def flagged(self) -> np.ndarray:
+        """(N,) bool: True at the suspected label errors (``issues``)."""
+        mask = np.zeros(len(self.confident_label), dtype=bool)
+        mask[self.issues] = True
+        return mask
+
 
 def class_thresholds(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-class confident-learning thresholds: the mean probability of class ``j`` over the
@@ -174,8 +181,7 @@ def label_error_candidates(p: np.ndarray, y: np.ndarray,
     p = _check_probs(p)
     y = _check_labels(y, p)
     top = p.argmax(axis=1)
-    flagged = np.zeros(len(p), dtype=bool)
-    flagged[cl.issues] = True
+    flagged = cl.flagged
     rest = suspicion_order(p, y, np.flatnonzero((top != y) & ~flagged), cl.rank_by)
     suggested = np.where(flagged, cl.confident_label, top)
     return np.concatenate([cl.issues, rest]), suggested

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from sklearn.metrics import silhouette_samples
@@ -17,6 +17,7 @@ from notsure.analysis import knn
 from notsure.errors import ConfigError
 
 TsneBackend = Literal["auto", "opentsne", "sklearn"]
+TSNE_BACKENDS: tuple[str, ...] = get_args(TsneBackend)
 
 
 def summary(y: np.ndarray, groups: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
@@ -97,8 +98,9 @@ def tsne_2d(x: np.ndarray, seed: int, *, perplexity: float = 30.0, n_iter: int =
     initialization. ``"auto"`` uses openTSNE when installed (about ten times faster here), else
     scikit-learn.
     """
-    if backend not in ("auto", "opentsne", "sklearn"):
-        raise ConfigError(f"tsne backend must be 'auto', 'opentsne' or 'sklearn', got {backend!r}")
+    if backend not in TSNE_BACKENDS:
+        raise ConfigError(f"tsne backend must be one of {', '.join(TSNE_BACKENDS)}, "
+                          f"got {backend!r}")
     if len(x) <= 3 * perplexity:
         perplexity = max(1.0, (len(x) - 1) / 3.0)
     x = np.asarray(x, dtype=np.float64)

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", type=int,
                    help="expected vector length (default: the most common length)")
     add_option(p, "--tsne-backend", default_from=_CONFIG + "tsne_backend",
-               choices_from="notsure.jobs.embeddings.pipeline:TSNE_BACKENDS",
+               choices_from="notsure.analysis.embedding_stats:TSNE_BACKENDS",
                    help="t-SNE implementation (auto: openTSNE if installed)")
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE maps")
     p.add_argument("--no-baseline", action="store_true",

@@ -30,9 +30,10 @@ from notsure.decisions.scores import logit_margins
 from notsure.decisions.strategy import ThresholdStrategy
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_json, to_jsonable
+from notsure.io.run_folder import RUN_FILES, THRESHOLDS_FILE
 
 #: The format tag of a saved thresholds file.
-THRESHOLDS_FORMAT = "notsure-thresholds/1"
+THRESHOLDS_FORMAT = RUN_FILES[THRESHOLDS_FILE].tag
 #: What ``calibrate(kind=...)`` accepts; the file's name in a folder is
 #: :data:`notsure.io.run_folder.THRESHOLDS_FILE`.
 SCORE_KINDS = ("auto", "logits", "probabilities")
@@ -80,7 +81,7 @@ def score_margins(scores: np.ndarray, kind: str, name: str = "scores") -> np.nda
 
 def certificate_text(cert: ClassCertificate, name: Any, target_fpr: float, delta: float) -> str:
     """One sentence: what class ``name``'s threshold guarantees, or why it guarantees less."""
-    name = name.item() if isinstance(name, np.generic) else name  # 'cat', not np.str_('cat')
+    name = plain_label(name)  # 'cat', not np.str_('cat')
     if cert.meaning != "rate" and cert.test_pass_probability is not None:
         return (f"class {name!r}: a test set with {cert.test_negatives:,} negatives shows FPR <= "
                 f"{target_fpr:g} with probability {cert.test_pass_probability:.4g}, from "
@@ -95,9 +96,14 @@ def certificate_text(cert: ClassCertificate, name: Any, target_fpr: float, delta
             f"{cert.certifiable_fpr:.3g} (threshold above every negative)")
 
 
+def plain_label(label: Any) -> Any:
+    """A numpy scalar label as the Python value it holds (np.str_('a') -> 'a'); others as is."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
 def json_labels(classes: Sequence[Hashable], name: str = "classes_") -> list:
     """Class labels as JSON values (str or int); ConfigError for labels JSON cannot hold."""
-    labels = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    labels = [plain_label(c) for c in classes]
     if not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in labels):
         raise ConfigError(f"{name}: only str or int class labels can be saved, got "
                           f"{sorted({type(c).__name__ for c in labels})}")

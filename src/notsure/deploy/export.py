@@ -10,11 +10,11 @@ from notsure.deploy.predictor import SelectivePredictor
 from notsure.errors import ConfigError, DataError
 from notsure.io.atomic import atomic_write_bytes, atomic_write_json
 from notsure.io.hashing import sha256_file
-from notsure.io.run_folder import DECISION_FILE, ONNX_MODEL_FILE
+from notsure.io.run_folder import DECISION_FILE, ONNX_MODEL_FILE, RUN_FILES
 from notsure.models.onnx_session import onnx_available
 
 FORMATS = ("onnx",)
-DECISION_FORMAT = "notsure-onnx-decision/1"
+DECISION_FORMAT = RUN_FILES[DECISION_FILE].tag
 
 
 def run_export(run_dir: str | Path, format: str = "onnx", out: str | Path | None = None) -> Path:

@@ -34,7 +34,7 @@ from notsure.decisions import (
 from notsure.decisions.ood import OODGuard
 from notsure.errors import ConfigError, DataError
 from notsure.io.hashing import sha256_file
-from notsure.io.run_folder import MANIFEST, PREDICTOR_FILE, RunFolder, check_sealed
+from notsure.io.run_folder import MANIFEST, PREDICTOR_FILE, RUN_FILES, RunFolder, check_sealed
 from notsure.models.onnx_session import onnx_available
 from notsure.models.runtime import default_precision, model_paths, read_model_header
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 #: ``scorer(members, images) -> (logits (M, N, C), features (M, N, F) or None)``
 Scorer = Callable[[range, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
-PREDICTOR_FORMAT = "notsure-selective-predictor/2"
+PREDICTOR_FORMAT = RUN_FILES[PREDICTOR_FILE].tag
 OLD_FORMAT = "notsure-selective-predictor/1"  # one member per fold, min-member rule
 REASONS = ("answered", "below_threshold", "out_of_distribution")
 ONNX_FILE = "models/fold{fold}.onnx"  # each fold's members as one graph (see onnx_export)

@@ -43,7 +43,8 @@ class RunFile:
 
 
 # Every file name of every folder format is named here, and only here: readers and writers
-# import these constants. Formats that carry their own tag (thresholds, predictor) have the same.
+# import these constants. Formats that carry their own tag inside (thresholds, predictor, decision,
+# selective classifier) take it from RUN_FILES.
 MANIFEST = "manifest.json"
 METRICS_FILE = "metrics.json"
 SUMMARY_FILE = "summary.json"

@@ -5,7 +5,7 @@ ends (report, completion, tracking, summary line)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,12 @@ CROSS_FIT_CONSTRAINTS = {
     "seed": [Interval(Integral, 0, None)],
     "epochs": [None, Interval(Integral, 1, None)],  # None: the preset's epochs
 }
+#: The guarantee of every certifying job: a target false positive rate and the probability
+#: ``delta`` that the guarantee fails.
+GUARANTEE_CONSTRAINTS = {
+    "target_fpr": [Interval(Real, 0, 1, closed="neither")],
+    "delta": [Interval(Real, 0, 1, closed="neither")],
+}
 #: Where a job's tasks run, merged into every job's ``_constraints``; :func:`check_run_options`
 #: adds the checks across fields.
 RUN_CONSTRAINTS = {
@@ -35,7 +41,7 @@ def check_run_options(config: Any) -> None:
     """The run-option checks a table cannot say (the values themselves are in RUN_CONSTRAINTS):
     ``--scheduler`` needs ``--executor dask`` and dask needs installing, ``--resume`` excludes
     ``--out``, ``--mlflow`` needs MLflow installed."""
-    execution_of(config).validate()
+    execution_of(config).check_combination()
     if getattr(config, "resume", None) is not None and config.out is not None:
         raise ConfigError("--resume continues the run in its own folder; drop --out")
     check_tracking(config.mlflow)

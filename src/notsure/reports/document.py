@@ -38,9 +38,6 @@ from notsure.reports.tables import (
     table_columns,
 )
 
-MARKDOWN = REPORT_MD
-HTML = REPORT_HTML
-
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
        background: #fff; margin: 0; }
@@ -385,4 +382,4 @@ class Report:
         Both are rendered before either file is written, so a rendering failure leaves neither.
         """
         markdown, page = self.render_markdown(), self.render_html()
-        return self.run.write_text(MARKDOWN, markdown), self.run.write_text(HTML, page)
+        return self.run.write_text(REPORT_MD, markdown), self.run.write_text(REPORT_HTML, page)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from notsure.constants import NOT_SURE_NAME
 from notsure.errors import ConfigError
 from notsure.reports import fmt
 
@@ -147,6 +148,7 @@ def rates_rows(m: dict, class_names: tuple[str, ...], target: float | None = Non
 
 
 def cm_rows(cm: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
-    columns = list(class_names) + (["not_sure"] if cm.shape[1] > len(class_names) else [])
+    """One row per true class of a confusion matrix, plus a not-sure column when it has one."""
+    columns = list(class_names) + ([NOT_SURE_NAME] if cm.shape[1] > len(class_names) else [])
     return [{"true": name, **{col: int(v) for col, v in zip(columns, cm[i], strict=True)}}
             for i, name in enumerate(class_names)]

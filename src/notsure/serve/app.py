@@ -32,7 +32,6 @@ from notsure.serve.batching import Batcher
 from notsure.serve.uploads import decode_image, json_images, to_model_input
 
 log = logging.getLogger("notsure.serve")
-NOT_SURE_LABEL = "not_sure"
 
 
 #: JSON requests of at most this many pixels are prepared on the event loop (about 0.1 ms

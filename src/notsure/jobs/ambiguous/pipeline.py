@@ -57,7 +57,6 @@ COLUMNS = ("rank", "index", "id", "given_label", "predicted_label", "confidence"
 SUSPECT_COLUMNS = ("rank", "index", "id", "given_label", "suggested_label", "cl_flagged",
                    "label_quality", *COLUMNS[4:])
 TABLES = ("most_confident_wrong", "least_confident", "suspected_label_errors")
-OPINIONS = ("cnn", "knn", "both")
 IMAGE_SCALE = 4
 
 
@@ -326,8 +325,7 @@ def rank_tables(ds: Dataset, scores: Scores, index: np.ndarray, top: int,
     least confident; every label-error candidate, confident-learning flags first."""
     y = ds.y[scores.positions]
     order, suggested = label_error_candidates(scores.both, y, cl)
-    flagged = np.zeros(len(y), dtype=bool)
-    flagged[cl.issues] = True
+    flagged = cl.flagged
     return {
         "most_confident_wrong": ranking_rows(ds, scores, index,
                                              most_confident_wrong(scores.probs, y)),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from numbers import Real
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,7 +29,8 @@ from notsure.io.hashing import sha256_file
 from notsure.io.progress import say
 from notsure.io.run_folder import REPORT_HTML, THRESHOLDS_FILE, RunFolder
 from notsure.jobs.calibrate.report import write_report
-from notsure.params import Interval, Options, validate
+from notsure.jobs.run_options import GUARANTEE_CONSTRAINTS
+from notsure.params import Options, validate
 
 
 @dataclass
@@ -47,8 +47,7 @@ class CalibrateConfig:
     quiet: bool = False
 
     _constraints: ClassVar[dict] = {
-        "target_fpr": [Interval(Real, 0, 1, closed="neither")],
-        "delta": [Interval(Real, 0, 1, closed="neither")],
+        **GUARANTEE_CONSTRAINTS,
         "kind": [Options(SCORE_KINDS)],
     }
 

@@ -263,11 +263,6 @@ def _curve_figure(m: ModelResult, select_by: str):
                          title=f"{fam.title}: CV {label} (band: ±1 sd over folds)")
 
 
-def _pct2(v: float) -> str:
-    """A rate in percent, to 2 decimals."""
-    return fmt.pct(v, 2)
-
-
 def _summary(rep: Report, r: CompareResult, best: ModelResult | None) -> None:
     """Summary: the findings, one row per model, and the customer's reference figures."""
     rep.section("Summary")
@@ -276,7 +271,7 @@ def _summary(rep: Report, r: CompareResult, best: ModelResult | None) -> None:
               "deviation over the folds of the chosen candidate; test columns: the single "
               "evaluation on the locked test split; times in seconds (predict: per 1,000 test "
               "images).", csv="tables/summary.csv",
-              formats={"test_accuracy": _pct2, "cv_accuracy": _pct2, "cv_accuracy_sd": _pct2,
+              formats={"test_accuracy": fmt.pct, "cv_accuracy": fmt.pct, "cv_accuracy_sd": fmt.pct,
                        "cv_s": fmt.duration, "fit_s": fmt.duration,
                        "predict_s_per_1000": fmt.duration})
     _reference_table(rep, r)
@@ -294,7 +289,7 @@ def _reference_table(rep: Report, r: CompareResult) -> None:
                 "our macro F1": ours.get(name, {}).get("macro_f1")}
                for name, (acc, f1) in table.items()],
               caption=f"Reference figures from {source}.",
-              formats={"their accuracy": _pct2, "our accuracy": _pct2})
+              formats={"their accuracy": fmt.pct, "our accuracy": fmt.pct})
 
 
 def _approach(rep: Report, r: CompareResult) -> None:

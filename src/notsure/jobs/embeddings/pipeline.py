@@ -13,19 +13,21 @@ import time
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar
 
 import numpy as np
 
 from notsure.analysis import embedding_cv, embedding_stats, knn
 from notsure.analysis.embedding_cv import CvResult
 from notsure.analysis.embedding_integrity import IntegrityReport, check_embeddings
+from notsure.analysis.embedding_stats import TSNE_BACKENDS
 from notsure.data.dataset import Dataset
 from notsure.data.fetch import data_dir
 from notsure.data.pickles import dataset_from_embeddings, safe_unpickle
 from notsure.data.splits import KFoldPlan
 from notsure.errors import ConfigError
 from notsure.jobs.run_options import CROSS_FIT_CONSTRAINTS, RUN_CONSTRAINTS, check_run_options
+from notsure.models.classical import CLASS_WEIGHTS
 from notsure.parallel import execution_of
 from notsure.params import Interval, Options, validate
 
@@ -34,7 +36,6 @@ DEFAULT_FILE = Path("syndromes") / "mini_gm_public_v0.1.p"
 
 
 #: The t-SNE implementations ``--tsne-backend`` chooses from (auto: openTSNE if installed).
-TSNE_BACKENDS: tuple[str, ...] = get_args(embedding_stats.TsneBackend)
 #: How each distance is written for people.
 DISTANCE_NAMES = {"cosine": "cosine", "euclidean": "Euclidean"}
 
@@ -81,7 +82,7 @@ class EmbeddingsConfig:
         "tsne_backend": [Options(TSNE_BACKENDS)],
         "tsne_perplexity": [Interval(Real, 0, None, closed="neither")],
         "tsne_iter": [Interval(Integral, 1, None)],
-        "class_weight": [Options((None, "balanced"))],
+        "class_weight": [Options(CLASS_WEIGHTS)],
         **RUN_CONSTRAINTS,
     }
     #: Settings of the Python API only (no command-line flags) are named as their fields.

@@ -18,7 +18,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -52,7 +52,12 @@ from notsure.decisions import (
 from notsure.deploy.predictor import Decisions, SelectivePredictor
 from notsure.errors import ConfigError
 from notsure.io.hashing import sha256_file
-from notsure.jobs.run_options import CROSS_FIT_CONSTRAINTS, RUN_CONSTRAINTS, check_run_options
+from notsure.jobs.run_options import (
+    CROSS_FIT_CONSTRAINTS,
+    GUARANTEE_CONSTRAINTS,
+    RUN_CONSTRAINTS,
+    check_run_options,
+)
 from notsure.jobs.selective.guard import fit_guard, guard_summary
 from notsure.metrics import (
     accuracy,
@@ -108,8 +113,7 @@ class SelectiveConfig:
         "test_per_class": [Interval(Integral, 1, None)],
         "members": [Interval(Integral, 1, None)],
         "strategy": [Options(RULES)],
-        "target_fpr": [Interval(Real, 0, 1, closed="neither")],
-        "delta": [Interval(Real, 0, 1, closed="neither")],
+        **GUARANTEE_CONSTRAINTS,
         "fpr_meaning": [Options(MEANINGS)],
         "precision": [None, Options(PRECISIONS)],
         "exclusion_mode": [Options(EXCLUSION_MODES)],
@@ -250,7 +254,6 @@ class LabelErrorAudit:
     the test labels choose nothing).
     """
 
-    thresholds: np.ndarray  # (C,) per-class confident-learning thresholds from the pool
     flagged: np.ndarray  # pool rows confident learning suspects of a wrong label, ranked
     top_negatives: list[dict]
     test_false_positives: list[dict]
@@ -262,8 +265,7 @@ def label_error_audit(fit: CrossFit, y_pool: np.ndarray, cal_scores: np.ndarray,
     """Separate likely label errors from model errors among the pool's highest-scoring negatives
     and the test false positives (Northcutt et al.'s confident learning on out-of-fold scores)."""
     cl = confident_learning(ensemble_probabilities(fit.oof_member_logits), y_pool)
-    flagged = np.zeros(len(y_pool), dtype=bool)
-    flagged[cl.issues] = True
+    flagged = cl.flagged
     rows = []
     for c in range(cal_scores.shape[1]):
         neg = np.flatnonzero(y_pool != c)
@@ -280,12 +282,10 @@ def label_error_audit(fit: CrossFit, y_pool: np.ndarray, cal_scores: np.ndarray,
         members = fit.extra_logits.reshape(k, fit.members, *fit.extra_logits.shape[1:])
         chosen = members[decisions.routes[fps], :, fps].transpose(1, 0, 2)
         p = ensemble_probabilities(chosen)
-        test_cl = confident_learning(p, y_test[fps], thresholds=cl.thresholds)
-        suspect = np.zeros(len(fps), dtype=bool)
-        suspect[test_cl.issues] = True
+        suspect = confident_learning(p, y_test[fps], thresholds=cl.thresholds).flagged
         fp_rows = [{"row": int(i), "label": int(y_test[i]), "answer": int(decisions.prediction[i]),
                     "likely_label_error": bool(f)} for i, f in zip(fps, suspect, strict=True)]
-    return LabelErrorAudit(cl.thresholds, cl.issues, rows, fp_rows)
+    return LabelErrorAudit(cl.issues, rows, fp_rows)
 
 
 @contextlib.contextmanager
