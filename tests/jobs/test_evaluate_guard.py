@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -186,3 +187,23 @@ def test_predict_reads_pngs_rgb_and_other_sizes_like_the_original(guarded_run, m
     np.save(tmp_path / "f.npy", x.astype(np.float32) / 255)
     assert main(["predict", str(run), str(tmp_path / "f.npy"), "--out", str(out)]) == 2
     assert "--scale 1" in capsys.readouterr().err
+
+
+def test_pixel_checks_done_ahead_give_the_same_decisions(guarded_run, digits):
+    """``predict`` computes the pixel and ink checks ahead of scoring (while the networks
+    load); given those checks it decides exactly as when it computes them itself, and the
+    checks do decide: inverted digits are turned away as out of distribution."""
+    predictor = SelectivePredictor.load(guarded_run[0])
+    x = digits[0][:300].copy()
+    x[:40] = 255 - x[:40]  # white background: far from every training image
+    checks = predictor.pixel_checks(x)
+    assert checks.off_pixels is not None and checks.off_pixels[:40].any()
+    plain = predictor.predict(x)
+    ahead = predictor.predict(x, checks=checks)
+    np.testing.assert_array_equal(plain.prediction, ahead.prediction)
+    np.testing.assert_array_equal(plain.reason, ahead.reason)
+    np.testing.assert_array_equal(plain.routes, ahead.routes)
+    assert np.any(ahead.reason[:40] == "out_of_distribution")
+    # The checks given are the ones used: rejecting every image by pixels rejects them all.
+    forced = dataclasses.replace(checks, off_pixels=np.ones(len(x), dtype=bool))
+    assert np.all(predictor.predict(x, checks=forced).reason == "out_of_distribution")

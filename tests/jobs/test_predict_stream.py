@@ -134,19 +134,6 @@ def test_peak_memory_is_flat_in_the_input_size(tiny_run, tmp_path, kind, small):
     assert peaks[10 * small] <= 1.2 * peaks[small], peaks
 
 
-def test_pixel_checks_done_ahead_give_the_same_decisions(tiny_run):
-    from notsure.deploy.selective_run import SelectiveRun
-
-    predictor = SelectiveRun(tiny_run).predictor()
-    x, _ = _images(300, 5)
-    x[:20] = 255 - x[:20]  # some far off
-    plain = predictor.predict(x)
-    ahead = predictor.predict(x, checks=predictor.pixel_checks(x))
-    np.testing.assert_array_equal(plain.prediction, ahead.prediction)
-    np.testing.assert_array_equal(plain.reason, ahead.reason)
-    np.testing.assert_array_equal(plain.routes, ahead.routes)
-
-
 def test_prefetched_keeps_order_and_raises_where_it_happened():
     def prepare(i: int) -> int:
         if i == 7:

@@ -265,10 +265,21 @@ def test_every_test_false_positive_and_top_negative_carries_a_label_error_verdic
     report = (small_run / "report.md").read_text(encoding="utf-8")
     assert "## Where false positives come from" in report
     assert f"flags {audit['pool_flagged']} as likely label errors" in report
-    for row in audit["top_negatives"]:
-        assert row["id"] in report
+
+    def caption(image_id: str, gallery: str) -> str:
+        """The alt text of ``image_id``'s picture in the gallery whose files start ``gallery``."""
+        for alt in report.split("![")[1:]:
+            text, _, rest = alt.partition("](")
+            if rest.startswith(gallery) and text.startswith(f"{image_id} labelled"):
+                return text
+        raise AssertionError(f"{image_id} is not in {gallery}")
+
+    for row in audit["top_negatives"]:  # "likely label error" exactly where flagged
+        said = caption(row["id"], "gallery/top_negatives")
+        assert said.endswith(", likely label error") == row["likely_label_error"], said
     for row in audit["test_false_positives"]:
-        assert row["id"] in report
+        verdict = ", likely label error" if row["likely_label_error"] else ", model error"
+        assert caption(row["id"], "gallery/remaining_errors").endswith(verdict)
 
 
 def test_decide_applies_a_selective_runs_own_thresholds(small_run, tmp_path, capsys):

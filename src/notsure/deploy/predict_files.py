@@ -224,8 +224,9 @@ def run_predict(config: PredictConfig) -> Path:
             seconds += time.perf_counter() - t0
             if written is not None:
                 written.result()
-            written = background.submit(writer.writerows, csv_rows(
-                predictor.labels_of(decisions.prediction), decisions, ids, true_names))
+            # Rows are formatted in the writer thread too: scoring the next chunk goes on.
+            written = background.submit(lambda d=decisions, i=ids, t=true_names: writer.writerows(
+                csv_rows(predictor.labels_of(d.prediction), d, i, t)))
             n_images += len(x)
             n_done += done
             n_not_sure += int(np.sum(decisions.prediction == NOT_SURE))
